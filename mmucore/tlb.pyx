@@ -1,0 +1,881 @@
+# The TLB engine: one structure of `sets` x `ways` entries holding one or more page
+# sizes, tagged with ASIDs (and a global bit), with six replacement policies.
+#
+# Semantics (docs/tlb.md is the user-facing statement; tests/reference_tlb.py the oracle):
+# * set index = page number modulo the set count, per page size; tag = (vpn << 2) | size;
+# * a lookup probes the page sizes held, smallest first; within a set an entry matches
+#   when its tag matches and its ASID equals the access's or it is global; when both an
+#   ASID entry and a global entry match, the ASID entry is used;
+# * a fill takes an invalid way when the set has one, else the policy's victim;
+# * LRU/FIFO keep a recency/insertion order per set (invalid entries at its back);
+#   PLRU a binary tree (non-power-of-two ways: a tree over the next power of two that
+#   never points at a missing way); LFU counts (ties: lowest way); SRRIP 2-bit RRPVs
+#   (fill 2, hit 0, victim = lowest way with 3 after ageing); RANDOM a seeded xorshift64*.
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, vaddr_t,
+                             asid_t, intp_t, POLICY_LRU, POLICY_FIFO, POLICY_RANDOM,
+                             POLICY_PLRU, POLICY_LFU, POLICY_SRRIP, PS_COUNT, page_shift)
+from mmucore._rng cimport rng_seed_state, rng_below
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__SIZEOF_INT128__)
+    /* Lemire's fastmod: a % d with two multiplies, for a divisor fixed at construction. */
+    static inline uint64_t mmucore_fastmod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) {
+        __uint128_t M = ((__uint128_t)m_hi << 64) | m_lo;
+        __uint128_t low = M * a;
+        __uint128_t bottom = ((low & UINT64_C(0xFFFFFFFFFFFFFFFF)) * d) >> 64;
+        __uint128_t top = (low >> 64) * d;
+        return (uint64_t)((bottom + top) >> 64);
+    }
+    static inline void mmucore_fastmod_init(uint64_t d, uint64_t* m_lo, uint64_t* m_hi) {
+        __uint128_t M = (~(__uint128_t)0) / d + 1;
+        *m_lo = (uint64_t)M; *m_hi = (uint64_t)(M >> 64);
+    }
+    #else
+    static inline uint64_t mmucore_fastmod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) {
+        (void)m_lo; (void)m_hi; return a % d;
+    }
+    static inline void mmucore_fastmod_init(uint64_t d, uint64_t* m_lo, uint64_t* m_hi) {
+        (void)d; *m_lo = 0; *m_hi = 0;
+    }
+    #endif
+    static inline int mmucore_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    """
+    uint64_t mmucore_fastmod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) noexcept nogil
+    void mmucore_fastmod_init(uint64_t d, uint64_t* m_lo, uint64_t* m_hi) noexcept nogil
+    int mmucore_ctz64(uint64_t x) noexcept nogil
+
+cdef uint64_t NIB_ONES = <uint64_t>0x1111111111111111
+cdef uint64_t NIB_HIGH = <uint64_t>0x8888888888888888
+cdef uint32_t COUNT_MAX = 0xFFFFFFFF
+cdef uint32_t RRPV_MAX = 3
+cdef uint64_t HASH_MUL = <uint64_t>0x9E3779B97F4A7C15
+
+from mmucore._types import POLICIES
+
+
+# ----------------------------------------------------------------------------------------
+# set index and hashed index
+
+cdef inline intp_t _set_of(TLBState* t, uint64_t vpn) noexcept nogil:
+    if t.sets_pow2:
+        return <intp_t>(vpn & t.set_mask)
+    return <intp_t>mmucore_fastmod(vpn, t.fm_lo, t.fm_hi, <uint64_t>t.sets)
+
+
+cdef inline uint64_t _hslot(TLBState* t, uint64_t tag, uint32_t ea) noexcept nogil:
+    # Fibonacci hashing: the high bits of one multiply (tags are page numbers, so the
+    # low bits alone would cluster)
+    return ((tag ^ (<uint64_t>ea << 55)) * HASH_MUL) >> t.h_shift
+
+
+cdef inline intp_t _hfind(TLBState* t, uint64_t tag, uint32_t ea) noexcept nogil:
+    cdef uint64_t i = _hslot(t, tag, ea)
+    cdef int32_t e
+    while True:
+        e = t.h_ent[i]
+        if e < 0:
+            return -1
+        if t.h_tag[i] == tag and t.h_easid[i] == ea:
+            return e
+        i = (i + 1) & t.h_mask
+
+
+cdef inline void _hinsert(TLBState* t, uint64_t tag, uint32_t ea, intp_t e) noexcept nogil:
+    cdef uint64_t i = _hslot(t, tag, ea)
+    while t.h_ent[i] >= 0:
+        i = (i + 1) & t.h_mask
+    t.h_tag[i] = tag
+    t.h_easid[i] = ea
+    t.h_ent[i] = <int32_t>e
+
+
+cdef inline void _hremove(TLBState* t, uint64_t tag, uint32_t ea) noexcept nogil:
+    # Linear probing with backward-shift deletion (no tombstones).
+    cdef uint64_t i = _hslot(t, tag, ea)
+    cdef uint64_t j, k
+    while t.h_ent[i] >= 0:
+        if t.h_tag[i] == tag and t.h_easid[i] == ea:
+            break
+        i = (i + 1) & t.h_mask
+    if t.h_ent[i] < 0:
+        return
+    j = i
+    while True:
+        j = (j + 1) & t.h_mask
+        if t.h_ent[j] < 0:
+            break
+        k = _hslot(t, t.h_tag[j], t.h_easid[j])
+        # entry j may stay if its home k lies cyclically in (i, j]
+        if i <= j:
+            if i < k and k <= j:
+                continue
+        elif i < k or k <= j:
+            continue
+        t.h_tag[i] = t.h_tag[j]
+        t.h_easid[i] = t.h_easid[j]
+        t.h_ent[i] = t.h_ent[j]
+        i = j
+    t.h_ent[i] = -1
+
+
+# ----------------------------------------------------------------------------------------
+# replacement state
+
+cdef inline intp_t _nib_pos(uint64_t order, uint64_t way) noexcept nogil:
+    cdef uint64_t x = order ^ (way * NIB_ONES)
+    return mmucore_ctz64((x - NIB_ONES) & ~x & NIB_HIGH) >> 2
+
+
+cdef inline uint64_t _nib_to_front(uint64_t order, intp_t pos, uint64_t way) noexcept nogil:
+    cdef uint64_t low = ((<uint64_t>1) << (4 * pos)) - 1
+    cdef uint64_t keep = ~((low << 4) | 0xF)
+    return (order & keep) | ((order & low) << 4) | way
+
+
+cdef inline uint64_t _nib_to_back(uint64_t order, intp_t pos, uint64_t way,
+                                  intp_t ways) noexcept nogil:
+    cdef uint64_t low = ((<uint64_t>1) << (4 * pos)) - 1
+    cdef uint64_t used = (~(<uint64_t>0)) if ways == 16 else (((<uint64_t>1) << (4 * ways)) - 1)
+    cdef uint64_t mid = order & used & ~((low << 4) | 0xF)
+    return (order & low) | (mid >> 4) | (way << (4 * (ways - 1))) | (order & ~used)
+
+
+cdef inline uint64_t _nib_initial(intp_t ways) noexcept nogil:
+    # position i holds way (ways - 1 - i): way 0 is the first victim; unused positions 0xF
+    cdef uint64_t order = ~(<uint64_t>0)
+    cdef intp_t i
+    for i in range(ways):
+        order &= ~((<uint64_t>0xF) << (4 * i))
+        order |= (<uint64_t>(ways - 1 - i)) << (4 * i)
+    return order
+
+
+cdef inline void _ll_unlink(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef int32_t p = t.prev[e]
+    cdef int32_t n = t.next[e]
+    if p >= 0:
+        t.next[p] = n
+    else:
+        t.head[s] = n
+    if n >= 0:
+        t.prev[n] = p
+    else:
+        t.tail[s] = p
+
+
+cdef inline void _ll_push_front(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef int32_t h = t.head[s]
+    t.prev[e] = -1
+    t.next[e] = h
+    if h >= 0:
+        t.prev[h] = <int32_t>e
+    else:
+        t.tail[s] = <int32_t>e
+    t.head[s] = <int32_t>e
+
+
+cdef inline void _ll_push_back(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef int32_t tl = t.tail[s]
+    t.next[e] = -1
+    t.prev[e] = tl
+    if tl >= 0:
+        t.next[tl] = <int32_t>e
+    else:
+        t.head[s] = <int32_t>e
+    t.tail[s] = <int32_t>e
+
+
+cdef inline void _order_front(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef uint64_t w
+    if t.indexed:
+        if t.head[s] != e:
+            _ll_unlink(t, s, e)
+            _ll_push_front(t, s, e)
+    else:
+        w = <uint64_t>(e - s * t.ways)
+        t.order[s] = _nib_to_front(t.order[s], _nib_pos(t.order[s], w), w)
+
+
+cdef inline void _order_back(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef uint64_t w
+    if t.indexed:
+        if t.tail[s] != e:
+            _ll_unlink(t, s, e)
+            _ll_push_back(t, s, e)
+    else:
+        w = <uint64_t>(e - s * t.ways)
+        t.order[s] = _nib_to_back(t.order[s], _nib_pos(t.order[s], w), w, t.ways)
+
+
+cdef inline void _plru_touch(TLBState* t, intp_t s, intp_t way) noexcept nogil:
+    cdef uint64_t* bits = t.plru + s * t.plru_words
+    cdef intp_t node = way + t.plru_leaves
+    cdef intp_t parent
+    while node > 1:
+        parent = node >> 1
+        if (node & 1) == 0:     # came from the left: point the victim search right
+            bits[parent >> 6] |= (<uint64_t>1) << (parent & 63)
+        else:
+            bits[parent >> 6] &= ~((<uint64_t>1) << (parent & 63))
+        node = parent
+
+
+cdef inline intp_t _plru_victim(TLBState* t, intp_t s) noexcept nogil:
+    cdef uint64_t* bits = t.plru + s * t.plru_words
+    cdef intp_t node = 1
+    cdef intp_t lo = 0
+    cdef intp_t span = t.plru_leaves
+    while span > 1:
+        span >>= 1
+        if ((bits[node >> 6] >> (node & 63)) & 1) and lo + span < t.ways:
+            node = 2 * node + 1
+            lo += span
+        else:
+            node = 2 * node
+    return lo
+
+
+cdef inline void _on_hit(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU:
+        _order_front(t, s, e)
+    elif pol == POLICY_PLRU:
+        _plru_touch(t, s, e - s * t.ways)
+    elif pol == POLICY_LFU:
+        if t.count[e] != COUNT_MAX:
+            t.count[e] += 1
+    elif pol == POLICY_SRRIP:
+        t.count[e] = 0
+
+
+cdef inline void _on_fill(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU or pol == POLICY_FIFO:
+        _order_front(t, s, e)
+    elif pol == POLICY_PLRU:
+        _plru_touch(t, s, e - s * t.ways)
+    elif pol == POLICY_LFU:
+        t.count[e] = 1
+    elif pol == POLICY_SRRIP:
+        t.count[e] = RRPV_MAX - 1
+
+
+cdef inline intp_t _victim_way(TLBState* t, intp_t s) noexcept nogil:
+    cdef uint32_t pol = t.policy
+    cdef intp_t base = s * t.ways
+    cdef intp_t w, best
+    cdef uint32_t c, cbest
+    if pol == POLICY_LRU or pol == POLICY_FIFO:
+        if t.indexed:
+            return t.tail[s] - base
+        return <intp_t>((t.order[s] >> (4 * (t.ways - 1))) & 0xF)
+    if t.nvalid[s] < <uint32_t>t.ways:
+        for w in range(t.ways):
+            if t.tag[base + w] == TAG_INVALID:
+                return w
+    if pol == POLICY_RANDOM:
+        return <intp_t>rng_below(&t.rng, <uint64_t>t.ways)
+    if pol == POLICY_PLRU:
+        return _plru_victim(t, s)
+    if pol == POLICY_LFU:
+        best = 0
+        cbest = t.count[base]
+        for w in range(1, t.ways):
+            c = t.count[base + w]
+            if c < cbest:
+                cbest = c
+                best = w
+        return best
+    # SRRIP: the lowest way with the largest RRPV; age the set so that it becomes 3
+    best = 0
+    cbest = t.count[base]
+    for w in range(1, t.ways):
+        c = t.count[base + w]
+        if c > cbest:
+            cbest = c
+            best = w
+    if cbest < RRPV_MAX:
+        c = RRPV_MAX - cbest
+        for w in range(t.ways):
+            t.count[base + w] += c
+    return best
+
+
+# ----------------------------------------------------------------------------------------
+# lookup, fill, invalidate (internal: no memo handling, no access counters)
+
+cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
+                              uint32_t asid) noexcept nogil:
+    # compare tags only (a branch-free pass over the set); check ASIDs on matches
+    cdef const uint64_t* tags = t.tag + base
+    cdef uint64_t m = 0
+    cdef intp_t w, g = -1
+    cdef uint32_t ea
+    for w in range(t.ways):
+        m |= (<uint64_t>(tags[w] == tag)) << w
+    while m != 0:
+        w = mmucore_ctz64(m)
+        ea = t.easid[base + w]
+        if ea == asid:
+            return base + w         # an ASID entry wins over a global one
+        if ea == ASID_GLOBAL and g < 0:
+            g = base + w
+        m &= m - 1
+    return g
+
+
+cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_out) noexcept nogil:
+    cdef uint32_t i
+    cdef uint64_t vpn, tag
+    cdef intp_t e, s
+    for i in range(t.n_sizes):
+        vpn = va >> t.size_shift[i]
+        tag = (vpn << 2) | t.size_code[i]
+        s = _set_of(t, vpn)
+        if t.indexed:
+            e = _hfind(t, tag, asid)
+            if e < 0 and t.n_global > 0:
+                e = _hfind(t, tag, ASID_GLOBAL)
+        else:
+            e = _find_scan(t, s * t.ways, tag, asid)
+        if e >= 0:
+            set_out[0] = s
+            return e
+    return -1
+
+
+cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, uint32_t code, uint32_t ea,
+                             uint64_t data) noexcept nogil:
+    cdef intp_t s = _set_of(t, vpn)
+    cdef intp_t e = s * t.ways + _victim_way(t, s)
+    cdef uint64_t old = t.tag[e]
+    if old != TAG_INVALID:
+        t.evictions += 1
+        t.victim_valid = 1
+        t.victim_tag = old
+        t.victim_easid = t.easid[e]
+        t.victim_data = t.data[e]
+        if t.indexed:
+            _hremove(t, old, t.easid[e])
+        if t.easid[e] == ASID_GLOBAL:
+            t.n_global -= 1
+    else:
+        t.victim_valid = 0
+        t.nvalid[s] += 1
+    t.tag[e] = (vpn << 2) | code
+    t.easid[e] = ea
+    t.data[e] = data
+    if ea == ASID_GLOBAL:
+        t.n_global += 1
+    if t.indexed:
+        _hinsert(t, t.tag[e], ea, e)
+    _on_fill(t, s, e)
+    t.fills += 1
+    return e
+
+
+cdef inline void _drop(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    if t.indexed:
+        _hremove(t, t.tag[e], t.easid[e])
+    if t.easid[e] == ASID_GLOBAL:
+        t.n_global -= 1
+    t.tag[e] = TAG_INVALID
+    t.easid[e] = 0
+    t.nvalid[s] -= 1
+    t.invalidations += 1
+    if t.policy == POLICY_LRU or t.policy == POLICY_FIFO:
+        _order_back(t, s, e)
+    elif t.policy == POLICY_LFU:
+        t.count[e] = 0
+    elif t.policy == POLICY_SRRIP:
+        t.count[e] = RRPV_MAX
+
+
+cdef inline void _memo_clear(TLBState* t) noexcept nogil:
+    t.memo_key = TAG_INVALID
+    t.memo_asid = 0
+    t.memo_entry = -1
+
+
+# ----------------------------------------------------------------------------------------
+# public kernels (declared in tlb.pxd)
+
+cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
+                  uint32_t size_mask, uint64_t seed) except -1 nogil:
+    cdef intp_t n = sets * ways
+    cdef intp_t s, w, cap
+    cdef uint32_t code
+    memset(t, 0, sizeof(TLBState))
+    if sets < 1 or ways < 1 or n > 0x40000000 or policy > POLICY_SRRIP \
+            or size_mask == 0 or size_mask >= (1u << PS_COUNT):
+        with gil:
+            raise ValueError(f"invalid TLB geometry sets={sets} ways={ways} "
+                             f"policy={policy} size_mask={size_mask}")
+    t.sets = sets
+    t.ways = ways
+    t.entries = n
+    t.policy = policy
+    t.size_mask = size_mask
+    for code in range(PS_COUNT):
+        if (size_mask >> code) & 1:
+            t.size_code[t.n_sizes] = code
+            t.size_shift[t.n_sizes] = page_shift(code)
+            t.n_sizes += 1
+    t.sets_pow2 = (sets & (sets - 1)) == 0
+    t.set_mask = <uint64_t>(sets - 1) if t.sets_pow2 else 0
+    if not t.sets_pow2:
+        mmucore_fastmod_init(<uint64_t>sets, &t.fm_lo, &t.fm_hi)
+    t.indexed = ways > SCAN_MAX_WAYS
+    t.tag = <uint64_t*>calloc(n, sizeof(uint64_t))
+    t.easid = <uint32_t*>calloc(n, sizeof(uint32_t))
+    t.data = <uint64_t*>calloc(n, sizeof(uint64_t))
+    t.nvalid = <uint32_t*>calloc(sets, sizeof(uint32_t))
+    if t.tag == NULL or t.easid == NULL or t.data == NULL or t.nvalid == NULL:
+        tlb_free(t)
+        with gil:
+            raise MemoryError("cannot allocate TLB entries")
+    if policy == POLICY_LRU or policy == POLICY_FIFO:
+        if t.indexed:
+            t.prev = <int32_t*>calloc(n, sizeof(int32_t))
+            t.next = <int32_t*>calloc(n, sizeof(int32_t))
+            t.head = <int32_t*>calloc(sets, sizeof(int32_t))
+            t.tail = <int32_t*>calloc(sets, sizeof(int32_t))
+            if t.prev == NULL or t.next == NULL or t.head == NULL or t.tail == NULL:
+                tlb_free(t)
+                with gil:
+                    raise MemoryError("cannot allocate TLB replacement state")
+        else:
+            t.order = <uint64_t*>calloc(sets, sizeof(uint64_t))
+            if t.order == NULL:
+                tlb_free(t)
+                with gil:
+                    raise MemoryError("cannot allocate TLB replacement state")
+    elif policy == POLICY_PLRU:
+        t.plru_leaves = 1
+        while t.plru_leaves < ways:
+            t.plru_leaves *= 2
+        t.plru_words = (t.plru_leaves + 63) // 64
+        t.plru = <uint64_t*>calloc(sets * t.plru_words, sizeof(uint64_t))
+        if t.plru == NULL:
+            tlb_free(t)
+            with gil:
+                raise MemoryError("cannot allocate TLB replacement state")
+    elif policy == POLICY_LFU or policy == POLICY_SRRIP:
+        t.count = <uint32_t*>calloc(n, sizeof(uint32_t))
+        if t.count == NULL:
+            tlb_free(t)
+            with gil:
+                raise MemoryError("cannot allocate TLB replacement state")
+    if t.indexed:
+        cap = 16
+        while cap < 2 * n:
+            cap *= 2
+        t.h_mask = <uint64_t>(cap - 1)
+        t.h_shift = 64
+        while (<uint64_t>1 << (64 - t.h_shift)) < <uint64_t>cap:
+            t.h_shift -= 1
+        t.h_tag = <uint64_t*>calloc(cap, sizeof(uint64_t))
+        t.h_easid = <uint32_t*>calloc(cap, sizeof(uint32_t))
+        t.h_ent = <int32_t*>calloc(cap, sizeof(int32_t))
+        if t.h_tag == NULL or t.h_easid == NULL or t.h_ent == NULL:
+            tlb_free(t)
+            with gil:
+                raise MemoryError("cannot allocate the TLB index")
+    t.rng = rng_seed_state(seed)
+    _reset_entries(t)
+    return 0
+
+
+cdef void _reset_entries(TLBState* t) noexcept nogil:
+    """Every entry invalid, replacement state as after construction (PLRU bits and the
+    random generator are left as they are: invalid ways are filled first anyway)."""
+    cdef intp_t s, w, e
+    for e in range(t.entries):
+        t.tag[e] = TAG_INVALID
+        t.easid[e] = 0
+        t.data[e] = 0
+    for s in range(t.sets):
+        t.nvalid[s] = 0
+    if t.order != NULL:
+        for s in range(t.sets):
+            t.order[s] = _nib_initial(t.ways)
+    if t.head != NULL:
+        for s in range(t.sets):
+            t.head[s] = -1
+            t.tail[s] = -1
+            for w in range(t.ways):
+                _ll_push_front(t, s, s * t.ways + w)
+    if t.count != NULL:
+        for e in range(t.entries):
+            t.count[e] = RRPV_MAX if t.policy == POLICY_SRRIP else 0
+    if t.h_ent != NULL:
+        for e in range(<intp_t>t.h_mask + 1):
+            t.h_ent[e] = -1
+    t.n_global = 0
+    _memo_clear(t)
+
+
+cdef void tlb_free(TLBState* t) noexcept nogil:
+    free(t.tag); free(t.easid); free(t.data); free(t.nvalid)
+    free(t.order); free(t.prev); free(t.next); free(t.head); free(t.tail)
+    free(t.plru); free(t.count)
+    free(t.h_tag); free(t.h_easid); free(t.h_ent)
+    t.tag = NULL; t.easid = NULL; t.data = NULL; t.nvalid = NULL
+    t.order = NULL; t.prev = NULL; t.next = NULL; t.head = NULL; t.tail = NULL
+    t.plru = NULL; t.count = NULL
+    t.h_tag = NULL; t.h_easid = NULL; t.h_ent = NULL
+
+
+cdef void tlb_reset_counters(TLBState* t) noexcept nogil:
+    t.accesses = 0
+    t.hits = 0
+    t.misses = 0
+    t.fills = 0
+    t.evictions = 0
+    t.invalidations = 0
+    t.flushes = 0
+
+
+cdef intp_t tlb_probe(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
+    cdef intp_t s
+    return _probe(t, va, asid, &s)
+
+
+cdef intp_t tlb_lookup(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
+    cdef intp_t s
+    cdef intp_t e = _probe(t, va, asid, &s)
+    _memo_clear(t)
+    t.accesses += 1
+    if e >= 0:
+        t.hits += 1
+        _on_hit(t, s, e)
+    else:
+        t.misses += 1
+    return e
+
+
+cdef intp_t tlb_fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
+                     bint is_global, uint64_t data) noexcept nogil:
+    cdef uint64_t vpn, tag
+    cdef intp_t s, w, e
+    cdef uint32_t ea = <uint32_t>ASID_GLOBAL if is_global else <uint32_t>asid
+    if size_code >= PS_COUNT or not ((t.size_mask >> size_code) & 1):
+        return -1
+    _memo_clear(t)
+    vpn = va >> page_shift(size_code)
+    tag = (vpn << 2) | size_code
+    s = _set_of(t, vpn)
+    # already present for this ASID (or global)? refresh it in place
+    if t.indexed:
+        e = _hfind(t, tag, asid)
+        if e < 0:
+            e = _hfind(t, tag, ASID_GLOBAL)
+    else:
+        e = -1
+        for w in range(t.ways):
+            if t.tag[s * t.ways + w] == tag and (t.easid[s * t.ways + w] == asid
+                                                 or t.easid[s * t.ways + w] == ASID_GLOBAL):
+                e = s * t.ways + w
+                break
+    if e >= 0:
+        if t.easid[e] == ea:
+            t.data[e] = data
+            _on_hit(t, s, e)
+            return e
+        _drop(t, s, e)                  # the global bit changed: re-tag it
+        t.invalidations -= 1
+    return _fill_new(t, vpn, size_code, ea, data)
+
+
+cdef int tlb_access(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
+                    bint is_global) noexcept nogil:
+    if tlb_lookup(t, va, asid) >= 0:
+        return 1
+    tlb_fill(t, va, asid, size_code, is_global, 0)
+    return 0
+
+
+cdef intp_t tlb_access_batch(TLBState* t, const vaddr_t* va, intp_t n,
+                             const asid_t* asids, asid_t asid,
+                             const uint8_t* size_codes, uint32_t size_code,
+                             const uint8_t* globals_, bint is_global,
+                             uint8_t* hit_out) noexcept nogil:
+    # Work on a local copy of the state: stores through its entry arrays cannot alias a
+    # local's fields, so the compiler keeps geometry and pointers in registers.
+    cdef TLBState local = t[0]
+    cdef intp_t hits = _batch(&local, va, n, asids, asid, size_codes, size_code, globals_,
+                              is_global, hit_out)
+    t[0] = local
+    return hits
+
+
+cdef inline intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
+                          const asid_t* asids, asid_t asid,
+                          const uint8_t* size_codes, uint32_t size_code,
+                          const uint8_t* globals_, bint is_global,
+                          uint8_t* hit_out) noexcept nogil:
+    cdef intp_t i, e, s
+    cdef intp_t hits = 0
+    cdef uint64_t v, key
+    cdef uint32_t a, code
+    cdef bint g
+    cdef uint32_t shift0 = t.size_shift[0]
+    cdef uint32_t pol = t.policy
+    cdef uint64_t memo_key = t.memo_key
+    cdef uint32_t memo_asid = t.memo_asid
+    cdef intp_t memo_e = t.memo_entry
+    for i in range(n):
+        v = va[i]
+        a = asids[i] if asids != NULL else asid
+        key = v >> shift0
+        if key == memo_key and a == memo_asid:
+            # same page as the previous access: a hit that, for LRU/FIFO/PLRU/RANDOM,
+            # changes no replacement state; LFU counts it, SRRIP re-zeroes the RRPV
+            hits += 1
+            if pol == POLICY_LFU:
+                if t.count[memo_e] != COUNT_MAX:
+                    t.count[memo_e] += 1
+            elif pol == POLICY_SRRIP:
+                t.count[memo_e] = 0
+            if hit_out != NULL:
+                hit_out[i] = 1
+            continue
+        e = _probe(t, v, a, &s)
+        if e >= 0:
+            hits += 1
+            _on_hit(t, s, e)
+            if hit_out != NULL:
+                hit_out[i] = 1
+        else:
+            code = size_codes[i] if size_codes != NULL else size_code
+            g = globals_[i] != 0 if globals_ != NULL else is_global
+            e = _fill_new(t, v >> page_shift(code), code, ASID_GLOBAL if g else a, 0)
+            if hit_out != NULL:
+                hit_out[i] = 0
+        memo_key = key
+        memo_asid = a
+        memo_e = e
+    t.accesses += <uint64_t>n
+    t.hits += <uint64_t>hits
+    t.misses += <uint64_t>(n - hits)
+    t.memo_key = memo_key
+    t.memo_asid = memo_asid
+    t.memo_entry = memo_e
+    return hits
+
+
+cdef intp_t tlb_invalidate(TLBState* t, vaddr_t va, asid_t asid, bint all_asids) noexcept nogil:
+    cdef uint32_t i
+    cdef uint64_t vpn, tag
+    cdef intp_t s, w, e
+    cdef intp_t dropped = 0
+    cdef uint32_t ea
+    _memo_clear(t)
+    for i in range(t.n_sizes):
+        vpn = va >> t.size_shift[i]
+        tag = (vpn << 2) | t.size_code[i]
+        s = _set_of(t, vpn)
+        if t.indexed and not all_asids:
+            e = _hfind(t, tag, asid)
+            if e >= 0:
+                _drop(t, s, e)
+                dropped += 1
+            e = _hfind(t, tag, ASID_GLOBAL)
+            if e >= 0:
+                _drop(t, s, e)
+                dropped += 1
+            continue
+        for w in range(t.ways):
+            e = s * t.ways + w
+            ea = t.easid[e]
+            if t.tag[e] == tag and (all_asids or ea == asid or ea == ASID_GLOBAL):
+                _drop(t, s, e)
+                dropped += 1
+    return dropped
+
+
+cdef intp_t tlb_flush(TLBState* t, bint keep_global) noexcept nogil:
+    cdef intp_t e, dropped = 0
+    _memo_clear(t)
+    t.flushes += 1
+    if not keep_global:
+        for e in range(t.entries):
+            if t.tag[e] != TAG_INVALID:
+                dropped += 1
+        _reset_entries(t)
+        t.invalidations += <uint64_t>dropped
+        return dropped
+    for e in range(t.entries):
+        if t.tag[e] != TAG_INVALID and t.easid[e] != ASID_GLOBAL:
+            _drop(t, e // t.ways, e)
+            dropped += 1
+    return dropped
+
+
+cdef intp_t tlb_flush_asid(TLBState* t, asid_t asid) noexcept nogil:
+    cdef intp_t e, dropped = 0
+    _memo_clear(t)
+    t.flushes += 1
+    for e in range(t.entries):
+        if t.tag[e] != TAG_INVALID and t.easid[e] == asid:
+            _drop(t, e // t.ways, e)
+            dropped += 1
+    return dropped
+
+
+# ----------------------------------------------------------------------------------------
+# the owning class: thin checked wrappers, one nogil call each
+
+cdef class TLBCore:
+    """One TLB structure of ``sets`` x ``ways`` entries (engine object; use ``pyapi.TLB``).
+
+    ``policy`` is a code from ``POLICIES``; ``size_mask`` has bit ``1 << code`` for each
+    page-size code held (0 = 4K, 1 = 2M, 2 = 4M, 3 = 1G).
+
+    >>> core = TLBCore(16, 4, POLICIES["lru"], 1, 0)
+    >>> import numpy as np
+    >>> core.access(np.arange(0, 8 << 12, 4096, dtype=np.uint64))
+    0
+    """
+
+    def __cinit__(self, intp_t sets, intp_t ways, uint32_t policy, uint32_t size_mask,
+                  uint64_t seed=0):
+        memset(&self.st, 0, sizeof(TLBState))
+        tlb_init(&self.st, sets, ways, policy, size_mask, seed)
+
+    def __dealloc__(self):
+        tlb_free(&self.st)
+
+    cdef TLBState* state(self) noexcept:
+        return &self.st
+
+    @property
+    def sets(self):
+        return self.st.sets
+
+    @property
+    def ways(self):
+        return self.st.ways
+
+    @property
+    def entries(self):
+        return self.st.entries
+
+    @property
+    def policy(self):
+        return self.st.policy
+
+    @property
+    def size_mask(self):
+        return self.st.size_mask
+
+    @property
+    def indexed(self):
+        return bool(self.st.indexed)
+
+    def access(self, const uint64_t[::1] vaddrs not None, const uint16_t[::1] asids=None,
+               uint16_t asid=0, const uint8_t[::1] size_codes=None, uint32_t size_code=0,
+               const uint8_t[::1] globals_=None, bint is_global=False,
+               uint8_t[::1] hit_out=None):
+        """Run ``len(vaddrs)`` accesses in one nogil call; returns the number of hits."""
+        cdef intp_t n = vaddrs.shape[0]
+        cdef const uint16_t* pa = NULL
+        cdef const uint8_t* ps = NULL
+        cdef const uint8_t* pg = NULL
+        cdef uint8_t* ph = NULL
+        cdef intp_t hits
+        if asids is not None:
+            if asids.shape[0] != n:
+                raise ValueError(f"asids has {asids.shape[0]} values for {n} accesses")
+            if n:
+                pa = &asids[0]
+        if size_codes is not None:
+            if size_codes.shape[0] != n:
+                raise ValueError(f"page sizes have {size_codes.shape[0]} values for {n} accesses")
+            if n:
+                ps = &size_codes[0]
+        elif size_code >= PS_COUNT or not ((self.st.size_mask >> size_code) & 1):
+            raise ValueError(f"page-size code {size_code} is not held by this TLB")
+        if globals_ is not None:
+            if globals_.shape[0] != n:
+                raise ValueError(f"global flags have {globals_.shape[0]} values for {n} accesses")
+            if n:
+                pg = &globals_[0]
+        if hit_out is not None:
+            if hit_out.shape[0] != n:
+                raise ValueError(f"hit_out has {hit_out.shape[0]} slots for {n} accesses")
+            if n:
+                ph = &hit_out[0]
+        if n == 0:
+            return 0
+        with nogil:
+            hits = tlb_access_batch(&self.st, &vaddrs[0], n, pa, asid, ps, size_code,
+                                    pg, is_global, ph)
+        return hits
+
+    def invalidate(self, const uint64_t[::1] vaddrs not None, int asid=-1):
+        """INVLPG each address (asid=-1: in every ASID). Returns entries invalidated."""
+        cdef intp_t i, n = vaddrs.shape[0]
+        cdef intp_t dropped = 0
+        cdef bint all_asids = asid < 0
+        cdef asid_t a = <asid_t>(asid if asid >= 0 else 0)
+        with nogil:
+            for i in range(n):
+                dropped += tlb_invalidate(&self.st, vaddrs[i], a, all_asids)
+        return dropped
+
+    def flush(self, bint keep_global=False):
+        return tlb_flush(&self.st, keep_global)
+
+    def flush_asid(self, asid_t asid):
+        return tlb_flush_asid(&self.st, asid)
+
+    def counters(self):
+        return {"accesses": self.st.accesses, "hits": self.st.hits,
+                "misses": self.st.misses, "fills": self.st.fills,
+                "evictions": self.st.evictions, "invalidations": self.st.invalidations,
+                "flushes": self.st.flushes}
+
+    def reset_counters(self):
+        tlb_reset_counters(&self.st)
+
+    def contents(self):
+        """Copies of the entry arrays (valid, tag, easid, data), shaped (sets, ways)."""
+        n = self.st.entries
+        tags = np.asarray(<uint64_t[:n]>self.st.tag).copy().reshape(self.st.sets, self.st.ways)
+        easid = np.asarray(<uint32_t[:n]>self.st.easid).copy().reshape(self.st.sets, self.st.ways)
+        data = np.asarray(<uint64_t[:n]>self.st.data).copy().reshape(self.st.sets, self.st.ways)
+        return {"valid": tags != np.uint64(TAG_INVALID), "tag": tags, "easid": easid,
+                "data": data}
+
+    # test shims for the single-translation kernels
+    def _py_probe(self, uint64_t va, asid_t asid=0):
+        return tlb_probe(&self.st, va, asid)
+
+    def _py_lookup(self, uint64_t va, asid_t asid=0):
+        return tlb_lookup(&self.st, va, asid)
+
+    def _py_fill(self, uint64_t va, asid_t asid=0, uint32_t size_code=0,
+                 bint is_global=False, uint64_t data=0):
+        return tlb_fill(&self.st, va, asid, size_code, is_global, data)
+
+    def _py_access(self, uint64_t va, asid_t asid=0, uint32_t size_code=0,
+                   bint is_global=False):
+        return tlb_access(&self.st, va, asid, size_code, is_global)
+
+    def _py_data(self, intp_t entry):
+        if entry < 0 or entry >= self.st.entries:
+            raise IndexError(f"entry {entry} outside 0..{self.st.entries - 1}")
+        return self.st.data[entry]
+
+    def _py_victim(self):
+        """(valid, tag, easid, data) of the entry displaced by the last fill."""
+        return (bool(self.st.victim_valid), self.st.victim_tag, self.st.victim_easid,
+                self.st.victim_data)

@@ -1,0 +1,14 @@
+"""mmucore's Python API: thin, validating wrappers over the Cython engine.
+
+>>> import numpy as np
+>>> from pyapi import TLB
+>>> TLB(entries=64, ways=4).access(np.zeros(10, dtype=np.uint64)).hits
+9
+"""
+from pyapi.ops import Op
+from pyapi.tlb import TLB, AccessResult, TLBStats, POLICY_NAMES
+from pyapi.units import PAGE_SIZES, parse_size
+
+__version__ = "0.1.0"
+__all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES",
+           "parse_size", "__version__"]

@@ -1,0 +1,3 @@
+from pyapi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Build script for mmucore's Cython engine.
+
+All Cython compiler directives live here, and only here (no ``# cython:`` file headers),
+so that one switch turns the checked build on:
+
+* ``MMUCORE_DEBUG=1``    bounds and initialisation checks on, ``-O0 -g`` (the test suite runs
+  once against such a build in CI);
+* ``MMUCORE_ANNOTATE=1`` writes ``cython -a`` HTML next to each ``.pyx`` (look for yellow
+  lines inside hot loops);
+* ``MMUCORE_NATIVE=1``   adds ``-march=native`` (off by default so wheels stay portable).
+"""
+import os
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("MMUCORE_DEBUG", "0") not in ("", "0")
+ANNOTATE = os.environ.get("MMUCORE_ANNOTATE", "0") not in ("", "0")
+NATIVE = os.environ.get("MMUCORE_NATIVE", "0") not in ("", "0")
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "nonecheck": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+if sys.platform == "win32":
+    CFLAGS = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+else:
+    CFLAGS = ["-O0", "-g"] if DEBUG else ["-O3"]
+    if NATIVE:
+        CFLAGS.append("-march=native")
+
+MODULES = ["_types", "tlb"]
+
+extensions = [
+    Extension(
+        f"mmucore.{name}",
+        [f"mmucore/{name}.pyx"],
+        include_dirs=[numpy.get_include(), "mmucore"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=CFLAGS,
+    )
+    for name in MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=DIRECTIVES,
+        annotate=ANNOTATE,
+        compile_time_env={"MMUCORE_DEBUG": DEBUG},
+    ),
+    zip_safe=False,
+)
