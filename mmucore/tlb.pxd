@@ -14,7 +14,8 @@ cdef extern from *:
     const uint64_t TAG_INVALID "MMUCORE_TAG_INVALID"
 
 cdef enum:
-    SCAN_MAX_WAYS = 16          # ways above this use the hashed index + linked-list LRU
+    SCAN_MAX_WAYS = 16          # ways above this keep LRU/FIFO order in linked lists
+    SCAN_WIDE_WAYS = 64         # ways above this find entries through a hashed index
     ASID_GLOBAL = 0x10000       # easid of a global entry: matches every ASID
 
 cdef struct TLBState:
@@ -31,7 +32,8 @@ cdef struct TLBState:
     bint sets_pow2
     uint64_t fm_lo                  # 128-bit fastmod multiplier for other set counts
     uint64_t fm_hi
-    bint indexed                    # ways > SCAN_MAX_WAYS
+    bint listed                     # ways > SCAN_MAX_WAYS: linked-list order
+    bint indexed                    # ways > SCAN_WIDE_WAYS: hashed index
     # entries, structure of arrays, index = set * ways + way
     uint64_t* tag                   # (vpn << 2) | size code, or TAG_INVALID
     uint32_t* easid                 # ASID, or ASID_GLOBAL

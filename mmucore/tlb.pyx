@@ -46,16 +46,76 @@ cdef extern from *:
     }
     #endif
     static inline int mmucore_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    #if defined(__GNUC__)
+    __attribute__((noinline))
+    #endif
+    static uint64_t mmucore_set_mod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) {
+        return mmucore_fastmod(a, m_lo, m_hi, d);
+    }
+    /* Does any of n tags equal tag? An OR reduction the compiler vectorises; on x86-64
+       an AVX2 clone is picked at load time where the CPU has it. */
+    #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
+    __attribute__((target_clones("avx2", "default")))
+    #endif
+    static int mmucore_any_eq(const uint64_t* tags, Py_ssize_t n, uint64_t tag) {
+        uint64_t m = 0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) m |= (uint64_t)(tags[i] == tag);
+        return m != 0;
+    }
+    #define MMUCORE_NIB_ONES UINT64_C(0x1111111111111111)
+    #define MMUCORE_NIB_HIGH UINT64_C(0x8888888888888888)
+    #define MMUCORE_HASH_MUL UINT64_C(0x9E3779B97F4A7C15)
     """
     uint64_t mmucore_fastmod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) noexcept nogil
     void mmucore_fastmod_init(uint64_t d, uint64_t* m_lo, uint64_t* m_hi) noexcept nogil
     int mmucore_ctz64(uint64_t x) noexcept nogil
+    uint64_t mmucore_set_mod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) noexcept nogil
+    bint mmucore_any_eq(const uint64_t* tags, intp_t n, uint64_t tag) noexcept nogil
+    const uint64_t NIB_ONES "MMUCORE_NIB_ONES"
+    const uint64_t NIB_HIGH "MMUCORE_NIB_HIGH"
+    const uint64_t HASH_MUL "MMUCORE_HASH_MUL"
 
-cdef uint64_t NIB_ONES = <uint64_t>0x1111111111111111
-cdef uint64_t NIB_HIGH = <uint64_t>0x8888888888888888
-cdef uint32_t COUNT_MAX = 0xFFFFFFFF
-cdef uint32_t RRPV_MAX = 3
-cdef uint64_t HASH_MUL = <uint64_t>0x9E3779B97F4A7C15
+# Compile-time selectors: every hot function takes a (NULL) pointer of one policy type and
+# one engine type, so Cython emits one specialised copy per (policy, engine) pair and
+# `if Pol is _LRU:` branches vanish at compile time. The policy is chosen once, when the
+# batch starts, never per access.
+cdef struct _LRU:
+    char unused
+cdef struct _FIFO:
+    char unused
+cdef struct _RANDOM:
+    char unused
+cdef struct _PLRU:
+    char unused
+cdef struct _LFU:
+    char unused
+cdef struct _SRRIP:
+    char unused
+ctypedef fused Pol:
+    _LRU
+    _FIFO
+    _RANDOM
+    _PLRU
+    _LFU
+    _SRRIP
+
+cdef struct _Scan:          # ways <= 16: tag scan, LRU/FIFO order in a nibble word
+    char unused
+cdef struct _Wide:          # 17..64 ways: tag scan, linked-list order
+    char unused
+cdef struct _Hashed:        # more ways: hashed index, linked-list order
+    char unused
+ctypedef fused Eng:
+    _Scan
+    _Wide
+    _Hashed
+
+cdef enum:
+    RRPV_MAX = 3            # SRRIP: 2-bit re-reference prediction values
+cdef extern from *:
+    """#define MMUCORE_COUNT_MAX UINT32_C(0xFFFFFFFF)"""
+    const uint32_t COUNT_MAX "MMUCORE_COUNT_MAX"
 
 from mmucore._types import POLICIES
 
@@ -66,7 +126,7 @@ from mmucore._types import POLICIES
 cdef inline intp_t _set_of(TLBState* t, uint64_t vpn) noexcept nogil:
     if t.sets_pow2:
         return <intp_t>(vpn & t.set_mask)
-    return <intp_t>mmucore_fastmod(vpn, t.fm_lo, t.fm_hi, <uint64_t>t.sets)
+    return <intp_t>mmucore_set_mod(vpn, t.fm_lo, t.fm_hi, <uint64_t>t.sets)
 
 
 cdef inline uint64_t _hslot(TLBState* t, uint64_t tag, uint32_t ea) noexcept nogil:
@@ -192,9 +252,9 @@ cdef inline void _ll_push_back(TLBState* t, intp_t s, intp_t e) noexcept nogil:
     t.tail[s] = <int32_t>e
 
 
-cdef inline void _order_front(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+cdef inline void _order_front(TLBState* t, intp_t s, intp_t e, Eng* g) noexcept nogil:
     cdef uint64_t w
-    if t.indexed:
+    if Eng is _Wide or Eng is _Hashed:
         if t.head[s] != e:
             _ll_unlink(t, s, e)
             _ll_push_front(t, s, e)
@@ -205,7 +265,7 @@ cdef inline void _order_front(TLBState* t, intp_t s, intp_t e) noexcept nogil:
 
 cdef inline void _order_back(TLBState* t, intp_t s, intp_t e) noexcept nogil:
     cdef uint64_t w
-    if t.indexed:
+    if t.listed:
         if t.tail[s] != e:
             _ll_unlink(t, s, e)
             _ll_push_back(t, s, e)
@@ -242,96 +302,104 @@ cdef inline intp_t _plru_victim(TLBState* t, intp_t s) noexcept nogil:
     return lo
 
 
-cdef inline void _on_hit(TLBState* t, intp_t s, intp_t e) noexcept nogil:
-    cdef uint32_t pol = t.policy
-    if pol == POLICY_LRU:
-        _order_front(t, s, e)
-    elif pol == POLICY_PLRU:
+cdef inline void _on_hit(TLBState* t, intp_t s, intp_t e, Pol* p, Eng* g) noexcept nogil:
+    if Pol is _LRU:
+        _order_front(t, s, e, g)
+    elif Pol is _PLRU:
         _plru_touch(t, s, e - s * t.ways)
-    elif pol == POLICY_LFU:
+    elif Pol is _LFU:
         if t.count[e] != COUNT_MAX:
             t.count[e] += 1
-    elif pol == POLICY_SRRIP:
+    elif Pol is _SRRIP:
         t.count[e] = 0
 
 
-cdef inline void _on_fill(TLBState* t, intp_t s, intp_t e) noexcept nogil:
-    cdef uint32_t pol = t.policy
-    if pol == POLICY_LRU or pol == POLICY_FIFO:
-        _order_front(t, s, e)
-    elif pol == POLICY_PLRU:
+cdef inline void _on_fill(TLBState* t, intp_t s, intp_t e, Pol* p, Eng* g) noexcept nogil:
+    if Pol is _LRU or Pol is _FIFO:
+        _order_front(t, s, e, g)
+    elif Pol is _PLRU:
         _plru_touch(t, s, e - s * t.ways)
-    elif pol == POLICY_LFU:
+    elif Pol is _LFU:
         t.count[e] = 1
-    elif pol == POLICY_SRRIP:
+    elif Pol is _SRRIP:
         t.count[e] = RRPV_MAX - 1
 
 
-cdef inline intp_t _victim_way(TLBState* t, intp_t s) noexcept nogil:
-    cdef uint32_t pol = t.policy
+cdef inline intp_t _victim_way(TLBState* t, intp_t s, Pol* p, Eng* g) noexcept nogil:
     cdef intp_t base = s * t.ways
     cdef intp_t w, best
     cdef uint32_t c, cbest
-    if pol == POLICY_LRU or pol == POLICY_FIFO:
-        if t.indexed:
+    if Pol is _LRU or Pol is _FIFO:
+        # invalid entries sit at the old end of the order, so this covers them too
+        if Eng is _Wide or Eng is _Hashed:
             return t.tail[s] - base
-        return <intp_t>((t.order[s] >> (4 * (t.ways - 1))) & 0xF)
-    if t.nvalid[s] < <uint32_t>t.ways:
-        for w in range(t.ways):
-            if t.tag[base + w] == TAG_INVALID:
-                return w
-    if pol == POLICY_RANDOM:
-        return <intp_t>rng_below(&t.rng, <uint64_t>t.ways)
-    if pol == POLICY_PLRU:
-        return _plru_victim(t, s)
-    if pol == POLICY_LFU:
-        best = 0
-        cbest = t.count[base]
-        for w in range(1, t.ways):
-            c = t.count[base + w]
-            if c < cbest:
-                cbest = c
-                best = w
-        return best
-    # SRRIP: the lowest way with the largest RRPV; age the set so that it becomes 3
-    best = 0
-    cbest = t.count[base]
-    for w in range(1, t.ways):
-        c = t.count[base + w]
-        if c > cbest:
-            cbest = c
-            best = w
-    if cbest < RRPV_MAX:
-        c = RRPV_MAX - cbest
-        for w in range(t.ways):
-            t.count[base + w] += c
-    return best
+        else:
+            return <intp_t>((t.order[s] >> (4 * (t.ways - 1))) & 0xF)
+    else:
+        if t.nvalid[s] < <uint32_t>t.ways:
+            for w in range(t.ways):
+                if t.tag[base + w] == TAG_INVALID:
+                    return w
+        if Pol is _RANDOM:
+            return <intp_t>rng_below(&t.rng, <uint64_t>t.ways)
+        elif Pol is _PLRU:
+            return _plru_victim(t, s)
+        elif Pol is _LFU:
+            best = 0
+            cbest = t.count[base]
+            for w in range(1, t.ways):
+                c = t.count[base + w]
+                if c < cbest:
+                    cbest = c
+                    best = w
+            return best
+        else:
+            # SRRIP: the lowest way with the largest RRPV; age the set until it is 3
+            best = 0
+            cbest = t.count[base]
+            for w in range(1, t.ways):
+                c = t.count[base + w]
+                if c > cbest:
+                    cbest = c
+                    best = w
+            if cbest < RRPV_MAX:
+                c = RRPV_MAX - cbest
+                for w in range(t.ways):
+                    t.count[base + w] += c
+            return best
 
 
 # ----------------------------------------------------------------------------------------
 # lookup, fill, invalidate (internal: no memo handling, no access counters)
 
 cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
-                              uint32_t asid) noexcept nogil:
-    # compare tags only (a branch-free pass over the set); check ASIDs on matches
+                              uint32_t asid, Eng* g) noexcept nogil:
+    # First a branch-free OR over the set's tags (the compiler vectorises it); most
+    # lookups that get here miss and stop after it. On a tag match, find the way and
+    # check its ASID: an ASID entry wins over a global one.
     cdef const uint64_t* tags = t.tag + base
-    cdef uint64_t m = 0
-    cdef intp_t w, g = -1
+    cdef uint64_t anym = 0
+    cdef intp_t w, gl = -1
     cdef uint32_t ea
+    if Eng is _Scan:
+        for w in range(t.ways):
+            anym |= <uint64_t>(tags[w] == tag)
+        if anym == 0:
+            return -1
+    elif not mmucore_any_eq(tags, t.ways, tag):
+        return -1
     for w in range(t.ways):
-        m |= (<uint64_t>(tags[w] == tag)) << w
-    while m != 0:
-        w = mmucore_ctz64(m)
-        ea = t.easid[base + w]
-        if ea == asid:
-            return base + w         # an ASID entry wins over a global one
-        if ea == ASID_GLOBAL and g < 0:
-            g = base + w
-        m &= m - 1
-    return g
+        if tags[w] == tag:
+            ea = t.easid[base + w]
+            if ea == asid:
+                return base + w
+            if ea == ASID_GLOBAL and gl < 0:
+                gl = base + w
+    return gl
 
 
-cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_out) noexcept nogil:
+cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_out,
+                         Eng* g) noexcept nogil:
     cdef uint32_t i
     cdef uint64_t vpn, tag
     cdef intp_t e, s
@@ -339,12 +407,12 @@ cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_ou
         vpn = va >> t.size_shift[i]
         tag = (vpn << 2) | t.size_code[i]
         s = _set_of(t, vpn)
-        if t.indexed:
+        if Eng is _Hashed:
             e = _hfind(t, tag, asid)
             if e < 0 and t.n_global > 0:
                 e = _hfind(t, tag, ASID_GLOBAL)
         else:
-            e = _find_scan(t, s * t.ways, tag, asid)
+            e = _find_scan(t, s * t.ways, tag, asid, g)
         if e >= 0:
             set_out[0] = s
             return e
@@ -352,9 +420,9 @@ cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_ou
 
 
 cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, uint32_t code, uint32_t ea,
-                             uint64_t data) noexcept nogil:
+                             uint64_t data, Pol* p, Eng* g) noexcept nogil:
     cdef intp_t s = _set_of(t, vpn)
-    cdef intp_t e = s * t.ways + _victim_way(t, s)
+    cdef intp_t e = s * t.ways + _victim_way(t, s, p, g)
     cdef uint64_t old = t.tag[e]
     if old != TAG_INVALID:
         t.evictions += 1
@@ -362,7 +430,7 @@ cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, uint32_t code, uint32_t 
         t.victim_tag = old
         t.victim_easid = t.easid[e]
         t.victim_data = t.data[e]
-        if t.indexed:
+        if Eng is _Hashed:
             _hremove(t, old, t.easid[e])
         if t.easid[e] == ASID_GLOBAL:
             t.n_global -= 1
@@ -374,9 +442,9 @@ cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, uint32_t code, uint32_t 
     t.data[e] = data
     if ea == ASID_GLOBAL:
         t.n_global += 1
-    if t.indexed:
+    if Eng is _Hashed:
         _hinsert(t, t.tag[e], ea, e)
-    _on_fill(t, s, e)
+    _on_fill(t, s, e, p, g)
     t.fills += 1
     return e
 
@@ -432,7 +500,8 @@ cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
     t.set_mask = <uint64_t>(sets - 1) if t.sets_pow2 else 0
     if not t.sets_pow2:
         mmucore_fastmod_init(<uint64_t>sets, &t.fm_lo, &t.fm_hi)
-    t.indexed = ways > SCAN_MAX_WAYS
+    t.listed = ways > SCAN_MAX_WAYS
+    t.indexed = ways > SCAN_WIDE_WAYS
     t.tag = <uint64_t*>calloc(n, sizeof(uint64_t))
     t.easid = <uint32_t*>calloc(n, sizeof(uint32_t))
     t.data = <uint64_t*>calloc(n, sizeof(uint64_t))
@@ -442,7 +511,7 @@ cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
         with gil:
             raise MemoryError("cannot allocate TLB entries")
     if policy == POLICY_LRU or policy == POLICY_FIFO:
-        if t.indexed:
+        if t.listed:
             t.prev = <int32_t*>calloc(n, sizeof(int32_t))
             t.next = <int32_t*>calloc(n, sizeof(int32_t))
             t.head = <int32_t*>calloc(sets, sizeof(int32_t))
@@ -545,17 +614,46 @@ cdef void tlb_reset_counters(TLBState* t) noexcept nogil:
 
 cdef intp_t tlb_probe(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
     cdef intp_t s
-    return _probe(t, va, asid, &s)
+    if t.indexed:
+        return _probe(t, va, asid, &s, <_Hashed*>NULL)
+    if t.listed:
+        return _probe(t, va, asid, &s, <_Wide*>NULL)
+    return _probe(t, va, asid, &s, <_Scan*>NULL)
 
+
+# Each public kernel dispatches once, on (engine, policy), to its specialised body.
 
 cdef intp_t tlb_lookup(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
+    if t.indexed:
+        return _lookup_e(t, va, asid, <_Hashed*>NULL)
+    if t.listed:
+        return _lookup_e(t, va, asid, <_Wide*>NULL)
+    return _lookup_e(t, va, asid, <_Scan*>NULL)
+
+
+cdef inline intp_t _lookup_e(TLBState* t, vaddr_t va, asid_t asid, Eng* g) noexcept nogil:
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU:
+        return _lookup(t, va, asid, <_LRU*>NULL, g)
+    if pol == POLICY_FIFO:
+        return _lookup(t, va, asid, <_FIFO*>NULL, g)
+    if pol == POLICY_RANDOM:
+        return _lookup(t, va, asid, <_RANDOM*>NULL, g)
+    if pol == POLICY_PLRU:
+        return _lookup(t, va, asid, <_PLRU*>NULL, g)
+    if pol == POLICY_LFU:
+        return _lookup(t, va, asid, <_LFU*>NULL, g)
+    return _lookup(t, va, asid, <_SRRIP*>NULL, g)
+
+
+cdef inline intp_t _lookup(TLBState* t, vaddr_t va, asid_t asid, Pol* p, Eng* g) noexcept nogil:
     cdef intp_t s
-    cdef intp_t e = _probe(t, va, asid, &s)
+    cdef intp_t e = _probe(t, va, asid, &s, g)
     _memo_clear(t)
     t.accesses += 1
     if e >= 0:
         t.hits += 1
-        _on_hit(t, s, e)
+        _on_hit(t, s, e, p, g)
     else:
         t.misses += 1
     return e
@@ -563,35 +661,54 @@ cdef intp_t tlb_lookup(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
 
 cdef intp_t tlb_fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
                      bint is_global, uint64_t data) noexcept nogil:
-    cdef uint64_t vpn, tag
-    cdef intp_t s, w, e
-    cdef uint32_t ea = <uint32_t>ASID_GLOBAL if is_global else <uint32_t>asid
     if size_code >= PS_COUNT or not ((t.size_mask >> size_code) & 1):
         return -1
     _memo_clear(t)
-    vpn = va >> page_shift(size_code)
-    tag = (vpn << 2) | size_code
-    s = _set_of(t, vpn)
-    # already present for this ASID (or global)? refresh it in place
     if t.indexed:
+        return _fill_e(t, va, asid, size_code, is_global, data, <_Hashed*>NULL)
+    if t.listed:
+        return _fill_e(t, va, asid, size_code, is_global, data, <_Wide*>NULL)
+    return _fill_e(t, va, asid, size_code, is_global, data, <_Scan*>NULL)
+
+
+cdef inline intp_t _fill_e(TLBState* t, vaddr_t va, asid_t asid, uint32_t code,
+                           bint is_global, uint64_t data, Eng* g) noexcept nogil:
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU:
+        return _fill(t, va, asid, code, is_global, data, <_LRU*>NULL, g)
+    if pol == POLICY_FIFO:
+        return _fill(t, va, asid, code, is_global, data, <_FIFO*>NULL, g)
+    if pol == POLICY_RANDOM:
+        return _fill(t, va, asid, code, is_global, data, <_RANDOM*>NULL, g)
+    if pol == POLICY_PLRU:
+        return _fill(t, va, asid, code, is_global, data, <_PLRU*>NULL, g)
+    if pol == POLICY_LFU:
+        return _fill(t, va, asid, code, is_global, data, <_LFU*>NULL, g)
+    return _fill(t, va, asid, code, is_global, data, <_SRRIP*>NULL, g)
+
+
+cdef inline intp_t _fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t code,
+                         bint is_global, uint64_t data, Pol* p, Eng* g) noexcept nogil:
+    cdef uint64_t vpn = va >> page_shift(code)
+    cdef uint64_t tag = (vpn << 2) | code
+    cdef intp_t s = _set_of(t, vpn)
+    cdef intp_t e
+    cdef uint32_t ea = <uint32_t>ASID_GLOBAL if is_global else <uint32_t>asid
+    # already present for this ASID (or global)? refresh it in place
+    if Eng is _Hashed:
         e = _hfind(t, tag, asid)
         if e < 0:
             e = _hfind(t, tag, ASID_GLOBAL)
     else:
-        e = -1
-        for w in range(t.ways):
-            if t.tag[s * t.ways + w] == tag and (t.easid[s * t.ways + w] == asid
-                                                 or t.easid[s * t.ways + w] == ASID_GLOBAL):
-                e = s * t.ways + w
-                break
+        e = _find_scan(t, s * t.ways, tag, asid, g)
     if e >= 0:
         if t.easid[e] == ea:
             t.data[e] = data
-            _on_hit(t, s, e)
+            _on_hit(t, s, e, p, g)
             return e
         _drop(t, s, e)                  # the global bit changed: re-tag it
         t.invalidations -= 1
-    return _fill_new(t, vpn, size_code, ea, data)
+    return _fill_new(t, vpn, code, ea, data, p, g)
 
 
 cdef int tlb_access(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
@@ -610,24 +727,56 @@ cdef intp_t tlb_access_batch(TLBState* t, const vaddr_t* va, intp_t n,
     # Work on a local copy of the state: stores through its entry arrays cannot alias a
     # local's fields, so the compiler keeps geometry and pointers in registers.
     cdef TLBState local = t[0]
-    cdef intp_t hits = _batch(&local, va, n, asids, asid, size_codes, size_code, globals_,
-                              is_global, hit_out)
+    cdef intp_t hits
+    if local.indexed:
+        hits = _batch_e(&local, va, n, asids, asid, size_codes, size_code, globals_,
+                        is_global, hit_out, <_Hashed*>NULL)
+    elif local.listed:
+        hits = _batch_e(&local, va, n, asids, asid, size_codes, size_code, globals_,
+                        is_global, hit_out, <_Wide*>NULL)
+    else:
+        hits = _batch_e(&local, va, n, asids, asid, size_codes, size_code, globals_,
+                        is_global, hit_out, <_Scan*>NULL)
     t[0] = local
     return hits
 
 
-cdef inline intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
-                          const asid_t* asids, asid_t asid,
-                          const uint8_t* size_codes, uint32_t size_code,
-                          const uint8_t* globals_, bint is_global,
-                          uint8_t* hit_out) noexcept nogil:
+cdef inline intp_t _batch_e(TLBState* t, const vaddr_t* va, intp_t n,
+                            const asid_t* asids, asid_t asid,
+                            const uint8_t* size_codes, uint32_t size_code,
+                            const uint8_t* globals_, bint is_global,
+                            uint8_t* hit_out, Eng* g) noexcept nogil:
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU:
+        return _batch(t, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                      hit_out, <_LRU*>NULL, g)
+    if pol == POLICY_FIFO:
+        return _batch(t, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                      hit_out, <_FIFO*>NULL, g)
+    if pol == POLICY_RANDOM:
+        return _batch(t, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                      hit_out, <_RANDOM*>NULL, g)
+    if pol == POLICY_PLRU:
+        return _batch(t, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                      hit_out, <_PLRU*>NULL, g)
+    if pol == POLICY_LFU:
+        return _batch(t, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                      hit_out, <_LFU*>NULL, g)
+    return _batch(t, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                  hit_out, <_SRRIP*>NULL, g)
+
+
+cdef intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
+                   const asid_t* asids, asid_t asid,
+                   const uint8_t* size_codes, uint32_t size_code,
+                   const uint8_t* globals_, bint is_global,
+                   uint8_t* hit_out, Pol* p, Eng* g) noexcept nogil:
     cdef intp_t i, e, s
     cdef intp_t hits = 0
     cdef uint64_t v, key
     cdef uint32_t a, code
-    cdef bint g
+    cdef bint glob
     cdef uint32_t shift0 = t.size_shift[0]
-    cdef uint32_t pol = t.policy
     cdef uint64_t memo_key = t.memo_key
     cdef uint32_t memo_asid = t.memo_asid
     cdef intp_t memo_e = t.memo_entry
@@ -639,24 +788,25 @@ cdef inline intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
             # same page as the previous access: a hit that, for LRU/FIFO/PLRU/RANDOM,
             # changes no replacement state; LFU counts it, SRRIP re-zeroes the RRPV
             hits += 1
-            if pol == POLICY_LFU:
+            if Pol is _LFU:
                 if t.count[memo_e] != COUNT_MAX:
                     t.count[memo_e] += 1
-            elif pol == POLICY_SRRIP:
+            elif Pol is _SRRIP:
                 t.count[memo_e] = 0
             if hit_out != NULL:
                 hit_out[i] = 1
             continue
-        e = _probe(t, v, a, &s)
+        e = _probe(t, v, a, &s, g)
         if e >= 0:
             hits += 1
-            _on_hit(t, s, e)
+            _on_hit(t, s, e, p, g)
             if hit_out != NULL:
                 hit_out[i] = 1
         else:
             code = size_codes[i] if size_codes != NULL else size_code
-            g = globals_[i] != 0 if globals_ != NULL else is_global
-            e = _fill_new(t, v >> page_shift(code), code, ASID_GLOBAL if g else a, 0)
+            glob = globals_[i] != 0 if globals_ != NULL else is_global
+            e = _fill_new(t, v >> page_shift(code), code,
+                          <uint32_t>ASID_GLOBAL if glob else a, 0, p, g)
             if hit_out != NULL:
                 hit_out[i] = 0
         memo_key = key
