@@ -41,12 +41,15 @@ cdef struct TLBState:
     uint32_t* nvalid                # per set
     # replacement state
     uint64_t* order                 # LRU/FIFO, ways <= 16: per set, way per nibble, MRU first
+    uint64_t nib_used               # the nibbles of `order` that hold ways
     int32_t* prev                   # LRU/FIFO, ways > 16: per-entry links of a per-set list
     int32_t* next
     int32_t* head                   # per set: MRU / newest entry
     int32_t* tail                   # per set: LRU / oldest entry (the victim)
     uint64_t* plru                  # PLRU: tree bits, plru_words per set, node k at bit k
     intp_t plru_words
+    uint64_t* plru_path_mask        # PLRU, up to 64 leaves: per way, the bits on its path
+    uint64_t* plru_path_bits        # ... and their values after an access to that way
     intp_t plru_leaves
     uint32_t* count                 # LFU frequency / SRRIP re-reference prediction value
     uint64_t rng                    # RANDOM: xorshift64* state

@@ -275,9 +275,15 @@ cdef inline void _order_back(TLBState* t, intp_t s, intp_t e) noexcept nogil:
 
 
 cdef inline void _plru_touch(TLBState* t, intp_t s, intp_t way) noexcept nogil:
-    cdef uint64_t* bits = t.plru + s * t.plru_words
-    cdef intp_t node = way + t.plru_leaves
-    cdef intp_t parent
+    # Set the bits on the path to `way` to point away from it. For trees of up to 64
+    # leaves the path's bits and values are precomputed per way: one masked store.
+    cdef uint64_t* bits
+    cdef intp_t node, parent
+    if t.plru_words == 1:
+        t.plru[s] = (t.plru[s] & ~t.plru_path_mask[way]) | t.plru_path_bits[way]
+        return
+    bits = t.plru + s * t.plru_words
+    node = way + t.plru_leaves
     while node > 1:
         parent = node >> 1
         if (node & 1) == 0:     # came from the left: point the victim search right
@@ -382,8 +388,16 @@ cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
     cdef intp_t w, gl = -1
     cdef uint32_t ea
     if Eng is _Scan:
-        for w in range(t.ways):
-            anym |= <uint64_t>(tags[w] == tag)
+        # fixed-width compares for the common associativities (unrolled by the compiler)
+        if t.ways == 4:
+            anym = ((<uint64_t>(tags[0] == tag)) | (<uint64_t>(tags[1] == tag))
+                    | (<uint64_t>(tags[2] == tag)) | (<uint64_t>(tags[3] == tag)))
+        elif t.ways == 8:
+            for w in range(8):
+                anym |= <uint64_t>(tags[w] == tag)
+        else:
+            for w in range(t.ways):
+                anym |= <uint64_t>(tags[w] == tag)
         if anym == 0:
             return -1
     elif not mmucore_any_eq(tags, t.ways, tag):
@@ -419,10 +433,11 @@ cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_ou
     return -1
 
 
-cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, uint32_t code, uint32_t ea,
+cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, intp_t s, uint32_t code, uint32_t ea,
                              uint64_t data, Pol* p, Eng* g) noexcept nogil:
-    cdef intp_t s = _set_of(t, vpn)
-    cdef intp_t e = s * t.ways + _victim_way(t, s, p, g)
+    # `s` is the set of `vpn` (callers have it already)
+    cdef intp_t w = _victim_way(t, s, p, g)
+    cdef intp_t e = s * t.ways + w
     cdef uint64_t old = t.tag[e]
     if old != TAG_INVALID:
         t.evictions += 1
@@ -444,7 +459,11 @@ cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, uint32_t code, uint32_t 
         t.n_global += 1
     if Eng is _Hashed:
         _hinsert(t, t.tag[e], ea, e)
-    _on_fill(t, s, e, p, g)
+    if (Pol is _LRU or Pol is _FIFO) and Eng is _Scan:
+        # the victim was the oldest nibble: shift it out and put the way in front
+        t.order[s] = ((t.order[s] << 4) & t.nib_used) | <uint64_t>w | (t.order[s] & ~t.nib_used)
+    else:
+        _on_fill(t, s, e, p, g)
     t.fills += 1
     return e
 
@@ -478,7 +497,7 @@ cdef inline void _memo_clear(TLBState* t) noexcept nogil:
 cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
                   uint32_t size_mask, uint64_t seed) except -1 nogil:
     cdef intp_t n = sets * ways
-    cdef intp_t s, w, cap
+    cdef intp_t s, w, cap, node
     cdef uint32_t code
     memset(t, 0, sizeof(TLBState))
     if sets < 1 or ways < 1 or n > 0x40000000 or policy > POLICY_SRRIP \
@@ -500,6 +519,7 @@ cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
     t.set_mask = <uint64_t>(sets - 1) if t.sets_pow2 else 0
     if not t.sets_pow2:
         mmucore_fastmod_init(<uint64_t>sets, &t.fm_lo, &t.fm_hi)
+    t.nib_used = (~(<uint64_t>0)) if ways >= 16 else (((<uint64_t>1) << (4 * ways)) - 1)
     t.listed = ways > SCAN_MAX_WAYS
     t.indexed = ways > SCAN_WIDE_WAYS
     t.tag = <uint64_t*>calloc(n, sizeof(uint64_t))
@@ -532,10 +552,20 @@ cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
             t.plru_leaves *= 2
         t.plru_words = (t.plru_leaves + 63) // 64
         t.plru = <uint64_t*>calloc(sets * t.plru_words, sizeof(uint64_t))
-        if t.plru == NULL:
+        t.plru_path_mask = <uint64_t*>calloc(ways, sizeof(uint64_t))
+        t.plru_path_bits = <uint64_t*>calloc(ways, sizeof(uint64_t))
+        if t.plru == NULL or t.plru_path_mask == NULL or t.plru_path_bits == NULL:
             tlb_free(t)
             with gil:
                 raise MemoryError("cannot allocate TLB replacement state")
+        if t.plru_words == 1:
+            for w in range(ways):
+                node = w + t.plru_leaves
+                while node > 1:
+                    t.plru_path_mask[w] |= (<uint64_t>1) << (node >> 1)
+                    if (node & 1) == 0:
+                        t.plru_path_bits[w] |= (<uint64_t>1) << (node >> 1)
+                    node >>= 1
     elif policy == POLICY_LFU or policy == POLICY_SRRIP:
         t.count = <uint32_t*>calloc(n, sizeof(uint32_t))
         if t.count == NULL:
@@ -594,11 +624,11 @@ cdef void _reset_entries(TLBState* t) noexcept nogil:
 cdef void tlb_free(TLBState* t) noexcept nogil:
     free(t.tag); free(t.easid); free(t.data); free(t.nvalid)
     free(t.order); free(t.prev); free(t.next); free(t.head); free(t.tail)
-    free(t.plru); free(t.count)
+    free(t.plru); free(t.plru_path_mask); free(t.plru_path_bits); free(t.count)
     free(t.h_tag); free(t.h_easid); free(t.h_ent)
     t.tag = NULL; t.easid = NULL; t.data = NULL; t.nvalid = NULL
     t.order = NULL; t.prev = NULL; t.next = NULL; t.head = NULL; t.tail = NULL
-    t.plru = NULL; t.count = NULL
+    t.plru = NULL; t.plru_path_mask = NULL; t.plru_path_bits = NULL; t.count = NULL
     t.h_tag = NULL; t.h_easid = NULL; t.h_ent = NULL
 
 
@@ -708,7 +738,7 @@ cdef inline intp_t _fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t code,
             return e
         _drop(t, s, e)                  # the global bit changed: re-tag it
         t.invalidations -= 1
-    return _fill_new(t, vpn, code, ea, data, p, g)
+    return _fill_new(t, vpn, s, code, ea, data, p, g)
 
 
 cdef int tlb_access(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
@@ -724,21 +754,14 @@ cdef intp_t tlb_access_batch(TLBState* t, const vaddr_t* va, intp_t n,
                              const uint8_t* size_codes, uint32_t size_code,
                              const uint8_t* globals_, bint is_global,
                              uint8_t* hit_out) noexcept nogil:
-    # Work on a local copy of the state: stores through its entry arrays cannot alias a
-    # local's fields, so the compiler keeps geometry and pointers in registers.
-    cdef TLBState local = t[0]
-    cdef intp_t hits
-    if local.indexed:
-        hits = _batch_e(&local, va, n, asids, asid, size_codes, size_code, globals_,
+    if t.indexed:
+        return _batch_e(t, va, n, asids, asid, size_codes, size_code, globals_,
                         is_global, hit_out, <_Hashed*>NULL)
-    elif local.listed:
-        hits = _batch_e(&local, va, n, asids, asid, size_codes, size_code, globals_,
+    if t.listed:
+        return _batch_e(t, va, n, asids, asid, size_codes, size_code, globals_,
                         is_global, hit_out, <_Wide*>NULL)
-    else:
-        hits = _batch_e(&local, va, n, asids, asid, size_codes, size_code, globals_,
-                        is_global, hit_out, <_Scan*>NULL)
-    t[0] = local
-    return hits
+    return _batch_e(t, va, n, asids, asid, size_codes, size_code, globals_,
+                    is_global, hit_out, <_Scan*>NULL)
 
 
 cdef inline intp_t _batch_e(TLBState* t, const vaddr_t* va, intp_t n,
@@ -766,14 +789,18 @@ cdef inline intp_t _batch_e(TLBState* t, const vaddr_t* va, intp_t n,
                   hit_out, <_SRRIP*>NULL, g)
 
 
-cdef intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
+cdef intp_t _batch(TLBState* state, const vaddr_t* va, intp_t n,
                    const asid_t* asids, asid_t asid,
                    const uint8_t* size_codes, uint32_t size_code,
                    const uint8_t* globals_, bint is_global,
                    uint8_t* hit_out, Pol* p, Eng* g) noexcept nogil:
+    # Work on a local copy of the state: once the helpers are inlined the compiler can
+    # keep its fields in registers (stores into the entry arrays cannot alias them).
+    cdef TLBState local = state[0]
+    cdef TLBState* t = &local
     cdef intp_t i, e, s
     cdef intp_t hits = 0
-    cdef uint64_t v, key
+    cdef uint64_t v, key, vpn
     cdef uint32_t a, code
     cdef bint glob
     cdef uint32_t shift0 = t.size_shift[0]
@@ -805,7 +832,11 @@ cdef intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
         else:
             code = size_codes[i] if size_codes != NULL else size_code
             glob = globals_[i] != 0 if globals_ != NULL else is_global
-            e = _fill_new(t, v >> page_shift(code), code,
+            if code == t.size_code[0]:
+                vpn = key
+            else:
+                vpn = v >> page_shift(code)
+            e = _fill_new(t, vpn, _set_of(t, vpn), code,
                           <uint32_t>ASID_GLOBAL if glob else a, 0, p, g)
             if hit_out != NULL:
                 hit_out[i] = 0
@@ -818,6 +849,7 @@ cdef intp_t _batch(TLBState* t, const vaddr_t* va, intp_t n,
     t.memo_key = memo_key
     t.memo_asid = memo_asid
     t.memo_entry = memo_e
+    state[0] = local
     return hits
 
 
