@@ -44,7 +44,8 @@ extensions = [
         f"mmucore.{name}",
         [f"mmucore/{name}.pyx"],
         include_dirs=[numpy.get_include(), "mmucore"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("MMUCORE_DEBUG_BUILD", "1" if DEBUG else "0")],
         extra_compile_args=CFLAGS,
     )
     for name in MODULES
@@ -55,7 +56,6 @@ setup(
         extensions,
         compiler_directives=DIRECTIVES,
         annotate=ANNOTATE,
-        compile_time_env={"MMUCORE_DEBUG": DEBUG},
     ),
     zip_safe=False,
 )

@@ -7,6 +7,12 @@ from mmucore._types cimport (OP_LOAD, OP_STORE, OP_IFETCH, OP_MODIFY, OP_SWITCH,
                              PS_4K, PS_2M, PS_4M, PS_1G, page_shift, vaddr_t, asid_t)
 import numpy as np
 
+cdef extern from *:
+    int MMUCORE_DEBUG_BUILD   # set by setup.py: 1 in the checked build (MMUCORE_DEBUG=1)
+
+#: True when this copy of the engine was built with bounds checks (MMUCORE_DEBUG=1).
+DEBUG = bool(MMUCORE_DEBUG_BUILD)
+
 OPS = {"LOAD": OP_LOAD, "STORE": OP_STORE, "IFETCH": OP_IFETCH, "MODIFY": OP_MODIFY,
        "SWITCH": OP_SWITCH, "INVLPG": OP_INVLPG, "FLUSH": OP_FLUSH,
        "FLUSH_ASID": OP_FLUSH_ASID, "MAP": OP_MAP, "UNMAP": OP_UNMAP, "KMAP": OP_KMAP,

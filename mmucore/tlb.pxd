@@ -14,6 +14,7 @@ cdef extern from *:
     const uint64_t TAG_INVALID "MMUCORE_TAG_INVALID"
 
 cdef enum:
+    TLB_ABI_VERSION = 1         # bumped with every change of TLBState or a kernel signature
     SCAN_MAX_WAYS = 16          # ways above this keep LRU/FIFO order in linked lists
     SCAN_WIDE_WAYS = 64         # ways above this find entries through a hashed index
     ASID_GLOBAL = 0x10000       # easid of a global entry: matches every ASID

@@ -119,6 +119,21 @@ cdef extern from *:
 
 from mmucore._types import POLICIES
 
+#: The cimport contract's version (tlb.pxd); consumers compiled against another version
+#: must be rebuilt. `abi_check(version, size)` lets them verify it at import time.
+ABI_VERSION = TLB_ABI_VERSION
+#: sizeof(TLBState) in this build.
+STATE_SIZE = sizeof(TLBState)
+
+
+def abi_check(int version, Py_ssize_t state_size):
+    """Raise ImportError unless a consumer built against `version`/`state_size` matches."""
+    if version != TLB_ABI_VERSION or state_size != <Py_ssize_t>sizeof(TLBState):
+        raise ImportError(
+            f"compiled against mmucore.tlb ABI {version} (TLBState {state_size} bytes) but "
+            f"the installed engine is ABI {TLB_ABI_VERSION} ({sizeof(TLBState)} bytes): "
+            f"rebuild the extension against the installed mmucore")
+
 
 # ----------------------------------------------------------------------------------------
 # set index and hashed index
@@ -132,7 +147,7 @@ cdef inline intp_t _set_of(TLBState* t, uint64_t vpn) noexcept nogil:
 cdef inline uint64_t _hslot(TLBState* t, uint64_t tag, uint32_t ea) noexcept nogil:
     # Fibonacci hashing: the high bits of one multiply (tags are page numbers, so the
     # low bits alone would cluster)
-    return ((tag ^ (<uint64_t>ea << 55)) * HASH_MUL) >> t.h_shift
+    return ((tag ^ (<uint64_t>ea << 47)) * HASH_MUL) >> t.h_shift
 
 
 cdef inline intp_t _hfind(TLBState* t, uint64_t tag, uint32_t ea) noexcept nogil:
@@ -413,11 +428,13 @@ cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
 
 
 cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_out,
-                         Eng* g) noexcept nogil:
+                         Eng* g, bint one_size=False) noexcept nogil:
+    # `one_size`: the caller knows the structure holds a single page size (a constant
+    # after inlining, so the loop disappears)
     cdef uint32_t i
     cdef uint64_t vpn, tag
     cdef intp_t e, s
-    for i in range(t.n_sizes):
+    for i in range(1 if one_size else t.n_sizes):
         vpn = va >> t.size_shift[i]
         tag = (vpn << 2) | t.size_code[i]
         s = _set_of(t, vpn)
@@ -724,19 +741,29 @@ cdef inline intp_t _fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t code,
     cdef intp_t s = _set_of(t, vpn)
     cdef intp_t e
     cdef uint32_t ea = <uint32_t>ASID_GLOBAL if is_global else <uint32_t>asid
-    # already present for this ASID (or global)? refresh it in place
+    # the other kind of entry that would serve this ASID: its global twin, or its ASID one
+    cdef uint32_t other_ea = <uint32_t>asid if is_global else <uint32_t>ASID_GLOBAL
+    cdef intp_t other = -1
+    cdef intp_t w
     if Eng is _Hashed:
-        e = _hfind(t, tag, asid)
+        e = _hfind(t, tag, ea)
         if e < 0:
-            e = _hfind(t, tag, ASID_GLOBAL)
+            other = _hfind(t, tag, other_ea)
     else:
-        e = _find_scan(t, s * t.ways, tag, asid, g)
-    if e >= 0:
-        if t.easid[e] == ea:
-            t.data[e] = data
-            _on_hit(t, s, e, p, g)
-            return e
-        _drop(t, s, e)                  # the global bit changed: re-tag it
+        e = -1
+        for w in range(t.ways):
+            if t.tag[s * t.ways + w] == tag:
+                if t.easid[s * t.ways + w] == ea:
+                    e = s * t.ways + w
+                    break
+                if t.easid[s * t.ways + w] == other_ea and other < 0:
+                    other = s * t.ways + w
+    if e >= 0:                          # already present: refresh it in place
+        t.data[e] = data
+        _on_hit(t, s, e, p, g)
+        return e
+    if other >= 0:                      # present with the other global bit: re-tag it
+        _drop(t, s, other)
         t.invalidations -= 1
     return _fill_new(t, vpn, s, code, ea, data, p, g)
 
@@ -794,6 +821,20 @@ cdef intp_t _batch(TLBState* state, const vaddr_t* va, intp_t n,
                    const uint8_t* size_codes, uint32_t size_code,
                    const uint8_t* globals_, bint is_global,
                    uint8_t* hit_out, Pol* p, Eng* g) noexcept nogil:
+    # The common case (one page size, one ASID, one fill size and global bit for the
+    # whole batch) gets its own copy of the loop, with the per-access choices folded away.
+    if asids == NULL and size_codes == NULL and globals_ == NULL and state.n_sizes == 1:
+        return _batch_run(state, va, n, NULL, asid, NULL, size_code, NULL, is_global,
+                          hit_out, p, g, True)
+    return _batch_run(state, va, n, asids, asid, size_codes, size_code, globals_, is_global,
+                      hit_out, p, g, False)
+
+
+cdef inline intp_t _batch_run(TLBState* state, const vaddr_t* va, intp_t n,
+                              const asid_t* asids, asid_t asid,
+                              const uint8_t* size_codes, uint32_t size_code,
+                              const uint8_t* globals_, bint is_global,
+                              uint8_t* hit_out, Pol* p, Eng* g, bint simple) noexcept nogil:
     # Work on a local copy of the state: once the helpers are inlined the compiler can
     # keep its fields in registers (stores into the entry arrays cannot alias them).
     cdef TLBState local = state[0]
@@ -809,7 +850,7 @@ cdef intp_t _batch(TLBState* state, const vaddr_t* va, intp_t n,
     cdef intp_t memo_e = t.memo_entry
     for i in range(n):
         v = va[i]
-        a = asids[i] if asids != NULL else asid
+        a = asid if simple or asids == NULL else asids[i]
         key = v >> shift0
         if key == memo_key and a == memo_asid:
             # same page as the previous access: a hit that, for LRU/FIFO/PLRU/RANDOM,
@@ -823,16 +864,16 @@ cdef intp_t _batch(TLBState* state, const vaddr_t* va, intp_t n,
             if hit_out != NULL:
                 hit_out[i] = 1
             continue
-        e = _probe(t, v, a, &s, g)
+        e = _probe(t, v, a, &s, g, simple)
         if e >= 0:
             hits += 1
             _on_hit(t, s, e, p, g)
             if hit_out != NULL:
                 hit_out[i] = 1
         else:
-            code = size_codes[i] if size_codes != NULL else size_code
-            glob = globals_[i] != 0 if globals_ != NULL else is_global
-            if code == t.size_code[0]:
+            code = size_code if simple or size_codes == NULL else size_codes[i]
+            glob = is_global if simple or globals_ == NULL else globals_[i] != 0
+            if simple or code == t.size_code[0]:
                 vpn = key
             else:
                 vpn = v >> page_shift(code)
@@ -1036,6 +1077,65 @@ cdef class TLBCore:
         data = np.asarray(<uint64_t[:n]>self.st.data).copy().reshape(self.st.sets, self.st.ways)
         return {"valid": tags != np.uint64(TAG_INVALID), "tag": tags, "easid": easid,
                 "data": data}
+
+    def _check_invariants(self):
+        """Raise AssertionError if the internal state is inconsistent (for tests):
+        per-set valid counts, the global count, the LRU/FIFO order (a permutation with
+        invalid ways at the old end), the linked lists and the hashed index."""
+        cdef TLBState* t = &self.st
+        cdef intp_t s, w, e, pos, k
+        cdef uint64_t order
+        nglobal = 0
+        for s in range(t.sets):
+            valid = [t.tag[s * t.ways + w] != TAG_INVALID for w in range(t.ways)]
+            if sum(valid) != t.nvalid[s]:
+                raise AssertionError(f"set {s}: nvalid={t.nvalid[s]} but {sum(valid)} valid ways")
+            nglobal += sum(1 for w in range(t.ways)
+                           if valid[w] and t.easid[s * t.ways + w] == ASID_GLOBAL)
+            if t.order != NULL:
+                order = t.order[s]
+                ways_in_order = [(order >> (4 * pos)) & 0xF for pos in range(t.ways)]
+                if sorted(ways_in_order) != list(range(t.ways)):
+                    raise AssertionError(f"set {s}: order {order:#x} is not a permutation")
+                if t.ways < 16 and (order | t.nib_used) != ~(<uint64_t>0):
+                    raise AssertionError(f"set {s}: unused nibbles of {order:#x} are not 0xF")
+                flags = [valid[w] for w in ways_in_order]
+                if flags != sorted(flags, reverse=True):
+                    raise AssertionError(f"set {s}: an invalid way is not at the old end")
+            if t.head != NULL:
+                seen = []
+                k = t.head[s]
+                while k >= 0 and len(seen) <= t.ways:
+                    seen.append(k - s * t.ways)
+                    k = t.next[k]
+                if sorted(seen) != list(range(t.ways)):
+                    raise AssertionError(f"set {s}: list {seen} is not a permutation")
+                if t.tail[s] - s * t.ways != seen[len(seen) - 1]:
+                    raise AssertionError(f"set {s}: tail is not the list's last entry")
+                flags = [valid[w] for w in seen]
+                if flags != sorted(flags, reverse=True):
+                    raise AssertionError(f"set {s}: an invalid way is not at the list's end")
+        if nglobal != t.n_global:
+            raise AssertionError(f"n_global={t.n_global} but {nglobal} global entries")
+        if t.h_ent != NULL:
+            live = 0
+            for k in range(<intp_t>t.h_mask + 1):
+                e = t.h_ent[k]
+                if e < 0:
+                    continue
+                live += 1
+                if t.tag[e] != t.h_tag[k] or t.easid[e] != t.h_easid[k]:
+                    raise AssertionError(f"index slot {k} points at entry {e} with another key")
+                if _hfind(t, t.h_tag[k], t.h_easid[k]) != e:
+                    raise AssertionError(f"index slot {k} is not reachable from its home")
+            if live != sum(t.nvalid[s] for s in range(t.sets)):
+                raise AssertionError(f"index holds {live} keys for "
+                                     f"{sum(t.nvalid[s] for s in range(t.sets))} valid entries")
+        return True
+
+    def _corrupt_for_tests(self):
+        """Break one invariant on purpose (the checker's own test uses it)."""
+        self.st.nvalid[0] += 1
 
     # test shims for the single-translation kernels
     def _py_probe(self, uint64_t va, asid_t asid=0):
