@@ -226,8 +226,13 @@ class TLB:
                 kw["asid"] = self._asid(asids)
             else:
                 a = self._as_1d(asids, None, "asids", check_input, n)
-                if check_input and a.size and (a.min() < 0 or a.max() > _ASID_MAX):
-                    raise ValueError(f"asids must lie in 0..{_ASID_MAX}")
+                if check_input:
+                    if a.dtype.kind not in "ui":
+                        raise TypeError(f"asids must hold integers (uint16), got dtype {a.dtype}")
+                    bad = np.flatnonzero((a < 0) | (a > _ASID_MAX)) if a.size else a[:0]
+                    if bad.size:
+                        raise ValueError(f"asids[{int(bad[0])}] = {a[bad[0]]} is outside "
+                                         f"0..{_ASID_MAX}")
                 kw["asids"] = np.ascontiguousarray(a, dtype=np.uint16)
         if page_size is None:
             kw["size_code"] = self._codes[0]
@@ -249,6 +254,8 @@ class TLB:
                 kw["is_global"] = bool(global_)
             else:
                 g = self._as_1d(global_, None, "global_", check_input, n)
+                if check_input and g.dtype.kind not in "bui":
+                    raise TypeError(f"global_ must hold booleans, got dtype {g.dtype}")
                 kw["globals_"] = np.ascontiguousarray(g, dtype=bool).view(np.uint8)
         hit = np.empty(n, dtype=np.uint8) if return_hits else None
         hits = self._core.access(va, hit_out=hit, **kw)
