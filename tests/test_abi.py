@@ -1,0 +1,88 @@
+"""Pins the values and sizes that are part of mmucore's contract.
+
+Op codes are the ``op`` column of traces on disk (DESIGN.md section 3); policy and
+page-size codes are what Cython consumers pass to the kernels of ``mmucore/tlb.pxd``;
+``vaddr_t``/``asid_t`` widths are the types of the kernels' arguments and of the trace
+columns. Changing any of them is a versioned, changelogged event (STYLE.md rule 9), so a
+change must show up here as a failing test first.
+"""
+import pytest
+import numpy as np
+
+from mmucore import _types
+from pyapi import Op
+
+
+def test_memory_op_codes():
+    """DESIGN section 3: LOAD=0, STORE=1, IFETCH=2, MODIFY=3 (load+store)."""
+    ops = _types.OPS
+    assert (ops["LOAD"], ops["STORE"], ops["IFETCH"], ops["MODIFY"]) == (0, 1, 2, 3)
+
+
+def test_control_op_codes_follow_in_design_order():
+    """Then the control ops, in the order DESIGN section 3 lists them, from 4 upwards."""
+    control = ["SWITCH", "INVLPG", "FLUSH", "FLUSH_ASID", "MAP", "UNMAP", "KMAP", "KUNMAP",
+               "KMAP_ATOMIC", "KUNMAP_ATOMIC"]
+    assert [_types.OPS[name] for name in control] == list(range(4, 4 + len(control)))
+
+
+def test_op_codes_complete_and_fit_uint8():
+    ops = _types.OPS
+    assert sorted(ops.values()) == list(range(len(ops)))      # dense, no duplicates
+    assert len(ops) == 14
+    assert max(ops.values()) <= np.iinfo(np.uint8).max         # the op column is uint8
+
+
+def test_pyapi_op_enum_mirrors_the_codes():
+    assert {op.name: int(op) for op in Op} == _types.OPS
+    assert Op.LOAD == 0 and Op.KUNMAP_ATOMIC == 13
+
+
+def test_policy_codes():
+    assert _types.POLICIES == {"lru": 0, "fifo": 1, "random": 2, "plru": 3, "lfu": 4,
+                               "srrip": 5}
+
+
+def test_page_size_codes_and_shifts():
+    assert _types.PAGE_SIZE_CODES == {"4K": 0, "2M": 1, "4M": 2, "1G": 3}
+    assert _types.PAGE_SHIFTS == {0: 12, 1: 21, 2: 22, 3: 30}
+    # an entry's tag is (vpn << 2) | code: every code must fit in two bits
+    assert max(_types.PAGE_SIZE_CODES.values()) < 4
+
+
+def test_type_sizes():
+    assert _types.SIZEOF["vaddr_t"] == 8
+    assert _types.SIZEOF["asid_t"] == 2
+    assert _types.SIZEOF == {"vaddr_t": 8, "asid_t": 2}
+
+
+def test_column_dtypes():
+    assert _types.VADDR_DTYPE == np.dtype(np.uint64)
+    assert _types.ASID_DTYPE == np.dtype(np.uint16)
+    assert _types.VADDR_DTYPE.itemsize == _types.SIZEOF["vaddr_t"]
+    assert _types.ASID_DTYPE.itemsize == _types.SIZEOF["asid_t"]
+
+
+def test_tlbcore_accepts_the_codes():
+    """The engine object takes the pinned codes: a 16x4 LRU TLB holding 4K and 2M pages."""
+    from mmucore.tlb import TLBCore
+
+    core = TLBCore(16, 4, _types.POLICIES["lru"],
+                   (1 << _types.PAGE_SIZE_CODES["4K"]) | (1 << _types.PAGE_SIZE_CODES["2M"]), 0)
+    assert (core.sets, core.ways, core.entries, core.policy, core.size_mask) == (16, 4, 64, 0, 3)
+
+
+def test_tlb_state_layout_is_pinned():
+    """TLBState is part of the cimport contract: a change of its size must come with a
+    bump of TLB_ABI_VERSION (and a changelog entry); then update both numbers here."""
+    import mmucore.tlb as tlb
+    assert tlb.ABI_VERSION == 1
+    assert tlb.STATE_SIZE == 408
+    tlb.abi_check(tlb.ABI_VERSION, tlb.STATE_SIZE)
+    with pytest.raises(ImportError, match="rebuild"):
+        tlb.abi_check(tlb.ABI_VERSION + 1, tlb.STATE_SIZE)
+
+
+def test_build_kind_is_visible():
+    import mmucore._types as types
+    assert isinstance(types.DEBUG, bool)
