@@ -73,7 +73,8 @@ cdef struct TLBState:
     uint64_t evictions
     uint64_t invalidations          # entries invalidated by invalidate/flush/flush_asid
     uint64_t flushes                # flush and flush_asid calls
-    # the entry displaced by the last fill (for exclusive hierarchies)
+    # the entry displaced by the last tlb_fill (for exclusive hierarchies; the batch
+    # loop does not update it)
     bint victim_valid
     uint64_t victim_tag
     uint32_t victim_easid

@@ -451,23 +451,27 @@ cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_ou
 
 
 cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, intp_t s, uint32_t code, uint32_t ea,
-                             uint64_t data, Pol* p, Eng* g) noexcept nogil:
-    # `s` is the set of `vpn` (callers have it already)
+                             uint64_t data, Pol* p, Eng* g, bint record=True) noexcept nogil:
+    # `s` is the set of `vpn` (callers have it already). `record`: keep the displaced
+    # entry in t.victim_* (the single-fill kernel does, for exclusive hierarchies; the
+    # batch loop, whose callers cannot see it per access, does not)
     cdef intp_t w = _victim_way(t, s, p, g)
     cdef intp_t e = s * t.ways + w
     cdef uint64_t old = t.tag[e]
     if old != TAG_INVALID:
         t.evictions += 1
-        t.victim_valid = 1
-        t.victim_tag = old
-        t.victim_easid = t.easid[e]
-        t.victim_data = t.data[e]
+        if record:
+            t.victim_valid = 1
+            t.victim_tag = old
+            t.victim_easid = t.easid[e]
+            t.victim_data = t.data[e]
         if Eng is _Hashed:
             _hremove(t, old, t.easid[e])
         if t.easid[e] == ASID_GLOBAL:
             t.n_global -= 1
     else:
-        t.victim_valid = 0
+        if record:
+            t.victim_valid = 0
         t.nvalid[s] += 1
     t.tag[e] = (vpn << 2) | code
     t.easid[e] = ea
@@ -878,7 +882,7 @@ cdef inline intp_t _batch_run(TLBState* state, const vaddr_t* va, intp_t n,
             else:
                 vpn = v >> page_shift(code)
             e = _fill_new(t, vpn, _set_of(t, vpn), code,
-                          <uint32_t>ASID_GLOBAL if glob else a, 0, p, g)
+                          <uint32_t>ASID_GLOBAL if glob else a, 0, p, g, False)
             if hit_out != NULL:
                 hit_out[i] = 0
         memo_key = key
