@@ -382,3 +382,19 @@ def test_error_asids_array_out_of_range_names_value():
     # docs/tlb.md: errors name the argument and the value (regression: the value was missing)
     with pytest.raises(ValueError, match="asids.*70000"):
         TLB(16, 4).access(np.zeros(2, np.uint64), asids=np.array([1, 70000]))
+
+
+def test_single_fill_records_the_displaced_entry():
+    """tlb_fill keeps the entry it displaced (tag, ASID, payload) for exclusive
+    hierarchies; a fill into an invalid way records that nothing was displaced."""
+    tlb = TLB(entries=2, ways=2, policy="lru")
+    core = tlb.core
+    core._py_fill(0x1000, 3, 0, False, 111)
+    assert core._py_victim()[0] is False
+    core._py_fill(0x2000, 3, 0, True, 222)
+    core._py_fill(0x3000, 4, 0, False, 333)           # evicts page 1 (LRU), ASID 3
+    valid, tag, easid, data = core._py_victim()
+    assert (valid, tag >> 2, tag & 3, easid, data) == (True, 1, 0, 3, 111)
+    core._py_fill(0x4000, 4, 0, False, 444)           # evicts page 2, a global entry
+    valid, tag, easid, data = core._py_victim()
+    assert (valid, tag >> 2, easid, data) == (True, 2, 0x10000, 222)
