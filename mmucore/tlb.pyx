@@ -58,10 +58,14 @@ cdef extern from *:
     __attribute__((target_clones("avx2", "default")))
     #endif
     static int mmucore_any_eq(const uint64_t* tags, Py_ssize_t n, uint64_t tag) {
-        uint64_t m = 0;
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) m |= (uint64_t)(tags[i] == tag);
-        return m != 0;
+        uint64_t m0 = 0, m1 = 0;        /* two accumulators: independent OR chains */
+        Py_ssize_t i = 0;
+        for (; i + 2 <= n; i += 2) {
+            m0 |= (uint64_t)0 - (uint64_t)(tags[i] == tag);
+            m1 |= (uint64_t)0 - (uint64_t)(tags[i + 1] == tag);
+        }
+        if (i < n) m0 |= (uint64_t)(tags[i] == tag);
+        return (m0 | m1) != 0;
     }
     #define MMUCORE_NIB_ONES UINT64_C(0x1111111111111111)
     #define MMUCORE_NIB_HIGH UINT64_C(0x8888888888888888)
