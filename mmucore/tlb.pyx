@@ -856,21 +856,32 @@ cdef inline intp_t _batch_run(TLBState* state, const vaddr_t* va, intp_t n,
     cdef uint64_t memo_key = t.memo_key
     cdef uint32_t memo_asid = t.memo_asid
     cdef intp_t memo_e = t.memo_entry
-    for i in range(n):
+    cdef intp_t j, run
+    i = 0
+    while i < n:
         v = va[i]
         a = asid if simple or asids == NULL else asids[i]
         key = v >> shift0
         if key == memo_key and a == memo_asid:
-            # same page as the previous access: a hit that, for LRU/FIFO/PLRU/RANDOM,
-            # changes no replacement state; LFU counts it, SRRIP re-zeroes the RRPV
-            hits += 1
+            # A run of accesses to the page of the previous access: hits that, for
+            # LRU/FIFO/PLRU/RANDOM, change no replacement state; LFU counts them, SRRIP
+            # re-zeroes the RRPV. A tight inner loop finds the run's end.
+            j = i + 1
+            while j < n and (va[j] >> shift0) == memo_key and (
+                    simple or asids == NULL or asids[j] == memo_asid):
+                j += 1
+            run = j - i
+            hits += run
             if Pol is _LFU:
-                if t.count[memo_e] != COUNT_MAX:
-                    t.count[memo_e] += 1
+                if COUNT_MAX - t.count[memo_e] < <uint64_t>run:
+                    t.count[memo_e] = COUNT_MAX
+                else:
+                    t.count[memo_e] += <uint32_t>run
             elif Pol is _SRRIP:
                 t.count[memo_e] = 0
             if hit_out != NULL:
-                hit_out[i] = 1
+                memset(hit_out + i, 1, run)
+            i = j
             continue
         e = _probe(t, v, a, &s, g, simple)
         if e >= 0:
@@ -892,6 +903,7 @@ cdef inline intp_t _batch_run(TLBState* state, const vaddr_t* va, intp_t n,
         memo_key = key
         memo_asid = a
         memo_e = e
+        i += 1
     t.accesses += <uint64_t>n
     t.hits += <uint64_t>hits
     t.misses += <uint64_t>(n - hits)
