@@ -115,6 +115,14 @@ ctypedef fused Eng:
     _Wide
     _Hashed
 
+cdef struct _OneSize:       # batch: one page size held, one ASID/fill size/global bit
+    char unused
+cdef struct _PerAccess:     # batch: per-access ASIDs, fill sizes or global bits
+    char unused
+ctypedef fused Shape:
+    _OneSize
+    _PerAccess
+
 cdef enum:
     RRPV_MAX = 3            # SRRIP: 2-bit re-reference prediction values
 cdef extern from *:
@@ -833,16 +841,17 @@ cdef intp_t _batch(TLBState* state, const vaddr_t* va, intp_t n,
     # whole batch) gets its own copy of the loop, with the per-access choices folded away.
     if asids == NULL and size_codes == NULL and globals_ == NULL and state.n_sizes == 1:
         return _batch_run(state, va, n, NULL, asid, NULL, size_code, NULL, is_global,
-                          hit_out, p, g, True)
+                          hit_out, p, g, <_OneSize*>NULL)
     return _batch_run(state, va, n, asids, asid, size_codes, size_code, globals_, is_global,
-                      hit_out, p, g, False)
+                      hit_out, p, g, <_PerAccess*>NULL)
 
 
-cdef inline intp_t _batch_run(TLBState* state, const vaddr_t* va, intp_t n,
-                              const asid_t* asids, asid_t asid,
-                              const uint8_t* size_codes, uint32_t size_code,
-                              const uint8_t* globals_, bint is_global,
-                              uint8_t* hit_out, Pol* p, Eng* g, bint simple) noexcept nogil:
+cdef intp_t _batch_run(TLBState* state, const vaddr_t* va, intp_t n,
+                       const asid_t* asids, asid_t asid,
+                       const uint8_t* size_codes, uint32_t size_code,
+                       const uint8_t* globals_, bint is_global,
+                       uint8_t* hit_out, Pol* p, Eng* g, Shape* shape) noexcept nogil:
+    cdef bint simple = Shape is _OneSize
     # Work on a local copy of the state: once the helpers are inlined the compiler can
     # keep its fields in registers (stores into the entry arrays cannot alias them).
     cdef TLBState local = state[0]
