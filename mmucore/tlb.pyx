@@ -321,17 +321,31 @@ cdef inline void _plru_touch(TLBState* t, intp_t s, intp_t way) noexcept nogil:
 
 
 cdef inline intp_t _plru_victim(TLBState* t, intp_t s) noexcept nogil:
+    # Go right when the bit says so and the right subtree holds an existing way. With
+    # many sets the bits met are close to random and a branch per level would mispredict
+    # half the time, so the descent is branch-free; a single set (fully associative)
+    # cycles through a regular victim pattern that the branch predictor learns, and the
+    # branchy descent, which does not wait for each level's bit, is faster there.
     cdef uint64_t* bits = t.plru + s * t.plru_words
     cdef intp_t node = 1
     cdef intp_t lo = 0
     cdef intp_t span = t.plru_leaves
+    cdef intp_t right
+    if t.sets == 1:
+        while span > 1:
+            span >>= 1
+            if ((bits[node >> 6] >> (node & 63)) & 1) and lo + span < t.ways:
+                node = 2 * node + 1
+                lo += span
+            else:
+                node = 2 * node
+        return lo
     while span > 1:
         span >>= 1
-        if ((bits[node >> 6] >> (node & 63)) & 1) and lo + span < t.ways:
-            node = 2 * node + 1
-            lo += span
-        else:
-            node = 2 * node
+        right = <intp_t>(((bits[node >> 6] >> (node & 63)) & 1)
+                         & <uint64_t>(lo + span < t.ways))
+        node = 2 * node + right
+        lo += span * right
     return lo
 
 
@@ -378,13 +392,13 @@ cdef inline intp_t _victim_way(TLBState* t, intp_t s, Pol* p, Eng* g) noexcept n
         elif Pol is _PLRU:
             return _plru_victim(t, s)
         elif Pol is _LFU:
+            # lowest count, lowest way on ties (conditional moves, no data branches)
             best = 0
             cbest = t.count[base]
             for w in range(1, t.ways):
                 c = t.count[base + w]
-                if c < cbest:
-                    cbest = c
-                    best = w
+                best = w if c < cbest else best
+                cbest = c if c < cbest else cbest
             return best
         else:
             # SRRIP: the lowest way with the largest RRPV; age the set until it is 3
@@ -392,9 +406,8 @@ cdef inline intp_t _victim_way(TLBState* t, intp_t s, Pol* p, Eng* g) noexcept n
             cbest = t.count[base]
             for w in range(1, t.ways):
                 c = t.count[base + w]
-                if c > cbest:
-                    cbest = c
-                    best = w
+                best = w if c > cbest else best
+                cbest = c if c > cbest else cbest
             if cbest < RRPV_MAX:
                 c = RRPV_MAX - cbest
                 for w in range(t.ways):
