@@ -129,7 +129,6 @@ cdef extern from *:
     """#define MMUCORE_COUNT_MAX UINT32_C(0xFFFFFFFF)"""
     const uint32_t COUNT_MAX "MMUCORE_COUNT_MAX"
 
-from mmucore._types import POLICIES
 
 #: The cimport contract's version (tlb.pxd); consumers compiled against another version
 #: must be rebuilt. `abi_check(version, size)` lets them verify it at import time.
@@ -1001,9 +1000,10 @@ cdef intp_t tlb_flush_asid(TLBState* t, asid_t asid) noexcept nogil:
 cdef class TLBCore:
     """One TLB structure of ``sets`` x ``ways`` entries (engine object; use ``pyapi.TLB``).
 
-    ``policy`` is a code from ``POLICIES``; ``size_mask`` has bit ``1 << code`` for each
+    ``policy`` is a code from ``mmucore._types.POLICIES``; ``size_mask`` has bit ``1 << code`` for each
     page-size code held (0 = 4K, 1 = 2M, 2 = 4M, 3 = 1G).
 
+    >>> from mmucore._types import POLICIES
     >>> core = TLBCore(16, 4, POLICIES["lru"], 1, 0)
     >>> import numpy as np
     >>> core.access(np.arange(0, 8 << 12, 4096, dtype=np.uint64))

@@ -86,3 +86,31 @@ def test_tlb_state_layout_is_pinned():
 def test_build_kind_is_visible():
     import mmucore._types as types
     assert isinstance(types.DEBUG, bool)
+
+
+@pytest.mark.parametrize("module", ["mmucore.tlb", "mmucore._types"])
+def test_stubs_match_the_compiled_module(module):
+    """Every name of the shipped .pyi exists in the compiled module, and every public
+    name of the module is in the stub."""
+    import ast
+    import importlib
+    import pathlib
+
+    mod = importlib.import_module(module)
+    stub = pathlib.Path(mod.__file__).with_name(module.split(".")[1] + ".pyi")
+    tree = ast.parse(stub.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            assert hasattr(mod, node.name), f"{stub.name}: {node.name} not in {module}"
+            for item in getattr(node, "body", []):
+                if isinstance(item, ast.FunctionDef) and not item.name.startswith("__"):
+                    assert hasattr(getattr(mod, node.name), item.name), \
+                        f"{stub.name}: {node.name}.{item.name} not in {module}"
+    for name in names:
+        assert hasattr(mod, name), f"{stub.name}: {name} not in {module}"
+    public = {n for n in vars(mod) if not n.startswith("_") and n not in ("np", "numpy")}
+    assert public <= names, f"public names without a stub: {sorted(public - names)}"

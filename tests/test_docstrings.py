@@ -1,0 +1,15 @@
+"""The runnable examples in the public docstrings run and give what they say."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "mmucore.tlb"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
