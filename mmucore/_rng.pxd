@@ -24,14 +24,5 @@ cdef inline uint64_t xorshift64star(uint64_t* state) noexcept nogil:
     return x * <uint64_t>0x2545F4914F6CDD1D
 
 cdef inline uint64_t rng_below(uint64_t* state, uint64_t n) noexcept nogil:
-    """A number in [0, n) for n < 2**32: the high 32 bits scaled (no modulo bias from %)."""
+    """A number in [0, n) for n < 2**32: the high 32 bits scaled by n (no division)."""
     return ((xorshift64star(state) >> 32) * n) >> 32
-
-cdef inline uint64_t fmix64(uint64_t k) noexcept nogil:
-    """MurmurHash3's 64-bit finaliser: a strong mix for page-aligned keys."""
-    k ^= k >> 33
-    k *= <uint64_t>0xFF51AFD7ED558CCD
-    k ^= k >> 33
-    k *= <uint64_t>0xC4CEB9FE1A85EC53
-    k ^= k >> 33
-    return k
