@@ -434,6 +434,8 @@ cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
         elif t.ways == 8:
             for w in range(8):
                 anym |= <uint64_t>(tags[w] == tag)
+        elif t.ways > 8:
+            anym = mmucore_any_eq(tags, t.ways, tag)
         else:
             for w in range(t.ways):
                 anym |= <uint64_t>(tags[w] == tag)
