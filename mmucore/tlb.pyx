@@ -24,6 +24,7 @@ import numpy as np
 cdef extern from *:
     """
     #include <stdint.h>
+    #include <string.h>
     #if defined(__SIZEOF_INT128__)
     /* Lemire's fastmod: a % d with two multiplies, for a divisor fixed at construction. */
     static inline uint64_t mmucore_fastmod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) {
@@ -52,21 +53,47 @@ cdef extern from *:
     static uint64_t mmucore_set_mod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) {
         return mmucore_fastmod(a, m_lo, m_hi, d);
     }
-    /* Does any of n tags equal tag? An OR reduction the compiler vectorises; on x86-64
-       an AVX2 clone is picked at load time where the CPU has it. */
-    #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
+    /* Index of the first of n tags equal to tag, or -1. Blocks of 8 tags are compared
+       as two 4-lane vectors (GCC/Clang vector extensions; on x86-64 Linux an AVX2 clone
+       is picked at load time where the CPU has it, SSE2 otherwise); the block that
+       matches is then searched one tag at a time. */
+    #if defined(__GNUC__)
+    typedef uint64_t mmucore_u64x4 __attribute__((vector_size(32)));
+    typedef int64_t mmucore_i64x4 __attribute__((vector_size(32)));
+    #if defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
     __attribute__((target_clones("avx2", "default")))
     #endif
-    static int mmucore_any_eq(const uint64_t* tags, Py_ssize_t n, uint64_t tag) {
-        uint64_t m0 = 0, m1 = 0;        /* two accumulators: independent OR chains */
+    static Py_ssize_t mmucore_find_eq(const uint64_t* tags, Py_ssize_t n, uint64_t tag) {
         Py_ssize_t i = 0;
-        for (; i + 2 <= n; i += 2) {
-            m0 |= (uint64_t)0 - (uint64_t)(tags[i] == tag);
-            m1 |= (uint64_t)0 - (uint64_t)(tags[i + 1] == tag);
+        mmucore_u64x4 key = {tag, tag, tag, tag};
+        mmucore_u64x4 a, b, c, d;
+        mmucore_i64x4 m;
+        for (; i + 16 <= n; i += 16) {      /* 16 tags per horizontal reduction */
+            memcpy(&a, tags + i, sizeof a);
+            memcpy(&b, tags + i + 4, sizeof b);
+            memcpy(&c, tags + i + 8, sizeof c);
+            memcpy(&d, tags + i + 12, sizeof d);
+            m = ((a == key) | (b == key)) | ((c == key) | (d == key));
+            if (m[0] | m[1] | m[2] | m[3]) break;
         }
-        if (i < n) m0 |= (uint64_t)(tags[i] == tag);
-        return (m0 | m1) != 0;
+        if (i + 8 <= n) {
+            memcpy(&a, tags + i, sizeof a);
+            memcpy(&b, tags + i + 4, sizeof b);
+            m = (a == key) | (b == key);
+            if (!(m[0] | m[1] | m[2] | m[3])) i += 8;
+        }
+        for (; i < n; i++)
+            if (tags[i] == tag) return i;
+        return -1;
     }
+    #else
+    static Py_ssize_t mmucore_find_eq(const uint64_t* tags, Py_ssize_t n, uint64_t tag) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++)
+            if (tags[i] == tag) return i;
+        return -1;
+    }
+    #endif
     #define MMUCORE_NIB_ONES UINT64_C(0x1111111111111111)
     #define MMUCORE_NIB_HIGH UINT64_C(0x8888888888888888)
     #define MMUCORE_HASH_MUL UINT64_C(0x9E3779B97F4A7C15)
@@ -75,7 +102,7 @@ cdef extern from *:
     void mmucore_fastmod_init(uint64_t d, uint64_t* m_lo, uint64_t* m_hi) noexcept nogil
     int mmucore_ctz64(uint64_t x) noexcept nogil
     uint64_t mmucore_set_mod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) noexcept nogil
-    bint mmucore_any_eq(const uint64_t* tags, intp_t n, uint64_t tag) noexcept nogil
+    intp_t mmucore_find_eq(const uint64_t* tags, intp_t n, uint64_t tag) noexcept nogil
     const uint64_t NIB_ONES "MMUCORE_NIB_ONES"
     const uint64_t NIB_HIGH "MMUCORE_NIB_HIGH"
     const uint64_t HASH_MUL "MMUCORE_HASH_MUL"
@@ -419,31 +446,28 @@ cdef inline intp_t _victim_way(TLBState* t, intp_t s, Pol* p, Eng* g) noexcept n
 
 cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
                               uint32_t asid, Eng* g) noexcept nogil:
-    # First a branch-free OR over the set's tags (the compiler vectorises it); most
-    # lookups that get here miss and stop after it. On a tag match, find the way and
-    # check its ASID: an ASID entry wins over a global one.
+    # First a branch-free pass over the set's tags (unrolled for 4 and 8 ways, vectorised
+    # in blocks of 8 above that); most lookups that get here miss and stop after it. On a
+    # tag match, check ASIDs from the first match on: an ASID entry wins over a global one.
     cdef const uint64_t* tags = t.tag + base
     cdef uint64_t anym = 0
-    cdef intp_t w, gl = -1
+    cdef intp_t w, first = 0, gl = -1
     cdef uint32_t ea
-    if Eng is _Scan:
-        # fixed-width compares for the common associativities (unrolled by the compiler)
-        if t.ways == 4:
-            anym = ((<uint64_t>(tags[0] == tag)) | (<uint64_t>(tags[1] == tag))
-                    | (<uint64_t>(tags[2] == tag)) | (<uint64_t>(tags[3] == tag)))
-        elif t.ways == 8:
-            for w in range(8):
-                anym |= <uint64_t>(tags[w] == tag)
-        elif t.ways > 8:
-            anym = mmucore_any_eq(tags, t.ways, tag)
-        else:
-            for w in range(t.ways):
-                anym |= <uint64_t>(tags[w] == tag)
+    if Eng is _Scan and t.ways == 4:
+        anym = ((<uint64_t>(tags[0] == tag)) | (<uint64_t>(tags[1] == tag))
+                | (<uint64_t>(tags[2] == tag)) | (<uint64_t>(tags[3] == tag)))
         if anym == 0:
             return -1
-    elif not mmucore_any_eq(tags, t.ways, tag):
-        return -1
-    for w in range(t.ways):
+    elif Eng is _Scan and t.ways <= 8:
+        for w in range(t.ways):
+            anym |= <uint64_t>(tags[w] == tag)
+        if anym == 0:
+            return -1
+    else:
+        first = mmucore_find_eq(tags, t.ways, tag)
+        if first < 0:
+            return -1
+    for w in range(first, t.ways):
         if tags[w] == tag:
             ea = t.easid[base + w]
             if ea == asid:
