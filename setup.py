@@ -7,8 +7,13 @@ so that one switch turns the checked build on:
   once against such a build in CI);
 * ``MMUCORE_ANNOTATE=1`` writes ``cython -a`` HTML next to each ``.pyx`` (look for yellow
   lines inside hot loops);
-* ``MMUCORE_NATIVE=1``   adds ``-march=native`` (off by default so wheels stay portable).
+* ``MMUCORE_NATIVE=1``   adds ``-march=native`` (off by default so wheels stay portable);
+* ``MMUCORE_MODULES=a,b`` builds only those modules (a developer working on one engine
+  module need not rebuild, or be broken by, the others).
+
+Every ``mmucore/*.pyx`` is an extension module of the same name.
 """
+import glob
 import os
 import sys
 
@@ -37,7 +42,15 @@ else:
     if NATIVE:
         CFLAGS.append("-march=native")
 
-MODULES = ["_types", "tlb"]
+MODULES = sorted(os.path.splitext(os.path.basename(p))[0]
+                 for p in glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "mmucore", "*.pyx")))
+_ONLY = [m.strip() for m in os.environ.get("MMUCORE_MODULES", "").split(",") if m.strip()]
+if _ONLY:
+    _unknown = sorted(set(_ONLY) - set(MODULES))
+    if _unknown:
+        sys.exit(f"MMUCORE_MODULES names modules with no mmucore/<name>.pyx: {_unknown}")
+    MODULES = [m for m in MODULES if m in _ONLY]
 
 extensions = [
     Extension(
