@@ -5,10 +5,11 @@
 >>> TLB(entries=64, ways=4).access(np.zeros(10, dtype=np.uint64)).hits
 9
 """
+from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.ops import Op
 from pyapi.tlb import TLB, AccessResult, TLBStats, POLICY_NAMES
 from pyapi.units import PAGE_SIZES, parse_size
 
 __version__ = "0.1.0"
 __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES",
-           "parse_size", "__version__"]
+           "parse_size", "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]
