@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "mmucore.tlb", "mmucore.parse"]
+MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "mmucore.tlb", "mmucore.parse"]
 
 
 @pytest.mark.parametrize("name", MODULES)
