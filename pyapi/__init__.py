@@ -7,11 +7,13 @@
 """
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.ops import Op
-from pyapi.trace import Trace, TraceFormatError, as_trace, detect_format
+from pyapi.trace import (Trace, TraceFormatError, as_trace, bundled_traces, detect_format,
+                         open_bundled)
 from pyapi.tlb import TLB, AccessResult, TLBStats, POLICY_NAMES
 from pyapi.units import PAGE_SIZES, parse_size
 
 __version__ = "0.1.0"
 __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES",
            "parse_size", "Trace", "TraceFormatError", "as_trace", "detect_format",
+           "bundled_traces", "open_bundled",
            "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]

@@ -59,7 +59,8 @@ from numpy.lib import format as npy_format
 from pyapi.chunk import COLUMN_DTYPES, TraceChunk
 from pyapi.ops import Op
 
-__all__ = ["Trace", "TraceFormatError", "as_trace", "detect_format", "FORMATS",
+__all__ = ["Trace", "TraceFormatError", "as_trace", "detect_format", "bundled_traces",
+           "open_bundled", "FORMATS",
            "CHAMPSIM_DTYPE", "NATIVE_FORMAT", "NATIVE_VERSION", "DEFAULT_CHUNK"]
 
 #: Names accepted by ``Trace.open(path, format=...)``.
@@ -1129,6 +1130,50 @@ def as_trace(obj) -> Trace:
     raise TypeError(f"cannot use a {type(obj).__name__} as a trace; pass a Trace, a path, "
                     f"a TraceChunk, a 1-D uint64 array, an object with chunks(n), or an "
                     f"iterable of TraceChunk")
+
+
+def _bundled_dir() -> Path:
+    return Path(__file__).resolve().parent / "data" / "traces"
+
+
+def bundled_traces() -> dict:
+    """The real traces shipped with the package, by name: a dict of the manifest entries
+    of ``pyapi/data/traces/MANIFEST.json`` (program, command, records by kind, pages
+    touched, ...), each with its ``path`` added. They were recorded with Valgrind lackey
+    by ``bench/record_traces.sh``.
+
+    >>> info = bundled_traces()
+    >>> sorted(info)[:3], info["sort"]["records"]["I"] > 10**6
+    (['awk', 'gzip', 'python'], True)
+    """
+    import json
+    manifest = _bundled_dir() / "MANIFEST.json"
+    if not manifest.exists():
+        raise FileNotFoundError(errno.ENOENT, "the bundled traces are missing (a source "
+                                "checkout without pyapi/data/traces?)", str(manifest))
+    out = {}
+    for entry in json.loads(manifest.read_text())["traces"]:
+        entry = dict(entry)
+        entry["path"] = _bundled_dir() / entry["file"]
+        out[entry["name"]] = entry
+    return out
+
+
+def open_bundled(name: str, **options) -> "Trace":
+    """Open the bundled real trace ``name`` (see :func:`bundled_traces`).
+
+    >>> t = open_bundled("sort")
+    >>> t.format, t.compression
+    ('lackey', 'xz')
+    >>> open_bundled("doom")
+    Traceback (most recent call last):
+    ...
+    ValueError: no bundled trace 'doom'; there are: awk, gzip, python, sort, sqlite3, xz
+    """
+    known = bundled_traces()
+    if name not in known:
+        raise ValueError(f"no bundled trace {name!r}; there are: {', '.join(sorted(known))}")
+    return Trace.open(known[name]["path"], format="lackey", **options)
 
 
 # =============================================================================== writers
