@@ -5,6 +5,7 @@
 >>> TLB(entries=64, ways=4).access(np.zeros(10, dtype=np.uint64)).hits
 9
 """
+from pyapi import workloads
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.ops import Op
 from pyapi.trace import (Trace, TraceFormatError, as_trace, bundled_traces, detect_format,
@@ -16,4 +17,4 @@ __version__ = "0.1.0"
 __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES",
            "parse_size", "Trace", "TraceFormatError", "as_trace", "detect_format",
            "bundled_traces", "open_bundled",
-           "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]
+           "workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]

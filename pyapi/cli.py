@@ -29,7 +29,6 @@ CHUNK = 1 << 20
 WORKLOADS = ("uniform", "sequential", "zipf")
 _COUNT_RE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE]\d+)?)\s*([kKmMgGtT]?)\s*$")
 _COUNT_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_MAX_ZIPF_PAGES = 1 << 27
 
 
 def parse_count(text: str) -> int:
@@ -53,51 +52,39 @@ def _split(text: str) -> List[str]:
 def generate(workload: str, n: int, footprint: int, *, seed: int = 0, page_size: int = 4096,
              zipf_exponent: float = 1.0, stride: int = 64,
              chunk: int = CHUNK) -> Iterator[np.ndarray]:
-    """Chunks (``chunk`` accesses each, the last shorter) of a generated address stream.
+    """Chunks (``chunk`` accesses each, the last shorter) of a generated address stream,
+    made by ``pyapi.workloads`` (docs/workloads.md) with ``base=0``:
 
-    * ``uniform``: byte addresses uniformly random in ``[0, footprint)``;
-    * ``sequential``: ``0, stride, 2*stride, ...`` wrapping around at ``footprint``;
+    * ``uniform``: byte addresses uniformly random in ``[0, footprint)``
+      (``workloads.uniform(..., align=1)``);
+    * ``sequential``: ``0, stride, 2*stride, ...`` wrapping around at ``footprint``
+      (``workloads.stride``);
     * ``zipf``: a bounded Zipf over the ``footprint // page_size`` pages: the page of
       rank ``r`` (1-based) is drawn with probability proportional to ``1 / r**a``
-      (``a = zipf_exponent``, default 1.0) by inverse CDF (``np.searchsorted`` on the
-      precomputed cumulative weights); ranks are assigned to pages by a seeded random
-      permutation and the offset within the page is uniform.
+      (``a = zipf_exponent`` > 0, default 1.0; exact sampler, O(1) memory per draw),
+      ranks scattered over the pages by a seeded bijection, uniform byte offset
+      (``workloads.zipf(..., align=1)``).
 
-    The same ``seed`` and ``chunk`` give the same stream (draws are made chunk by chunk).
+    The same ``seed`` gives the same stream whatever ``chunk`` is.
     """
+    from pyapi import workloads
+
     if footprint < 1:
         raise ValueError(f"footprint must be at least 1 byte, got {footprint}")
-    rng = np.random.default_rng(seed)
-    if workload == "zipf":
+    if workload == "uniform":
+        w = workloads.uniform(n, footprint, seed=seed, base=0, align=1)
+    elif workload == "sequential":
+        w = workloads.stride(n, footprint, stride=stride, base=0, elem_bytes=1)
+    elif workload == "zipf":
         pages = footprint // page_size
         if pages < 1:
             raise ValueError(f"footprint {footprint} bytes holds no whole {page_size}-byte page")
-        if pages > _MAX_ZIPF_PAGES:
-            raise ValueError(f"footprint {footprint} bytes has {pages} pages; the zipf "
-                             f"workload supports at most {_MAX_ZIPF_PAGES} (its CDF is a table)")
-        if not zipf_exponent >= 0:
-            raise ValueError(f"zipf exponent must be >= 0, got {zipf_exponent}")
-        cdf = np.cumsum(np.arange(1, pages + 1, dtype=np.float64) ** -float(zipf_exponent))
-        cdf /= cdf[-1]
-        perm = rng.permutation(pages).astype(np.uint64)
-    elif workload == "sequential":
-        if stride < 1:
-            raise ValueError(f"stride must be at least 1 byte, got {stride}")
-    elif workload != "uniform":
+        w = workloads.zipf(n, pages, alpha=zipf_exponent, page_size=page_size, seed=seed,
+                           base=0, align=1)
+    else:
         raise ValueError(f"workload {workload!r} is not one of {', '.join(WORKLOADS)}")
-    fp = np.uint64(footprint)
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        if workload == "uniform":
-            yield rng.integers(0, footprint, m, dtype=np.uint64)
-        elif workload == "sequential":
-            idx = np.arange(start, start + m, dtype=np.uint64)
-            yield (idx * np.uint64(stride)) % fp
-        else:
-            rank = np.searchsorted(cdf, rng.random(m), side="right")
-            np.minimum(rank, pages - 1, out=rank)
-            offset = rng.integers(0, page_size, m, dtype=np.uint64)
-            yield perm[rank] * np.uint64(page_size) + offset
+    for c in w.chunks(chunk):
+        yield c.addr
 
 
 # ---------------------------------------------------------------------------- commands
@@ -233,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of accesses (20000, 1e7, 10M; decimal units)")
     t.add_argument("--seed", type=int, default=0, help="seed of the workload and of random")
     t.add_argument("--zipf-exponent", type=float, default=1.0,
-                   help="exponent a of the zipf workload (P(rank r) ~ 1/r**a)")
+                   help="exponent a > 0 of the zipf workload (P(rank r) ~ 1/r**a)")
     t.add_argument("--stride", type=int, default=64, help="bytes between sequential accesses")
     t.add_argument("--json", metavar="FILE",
                    help="also write the results as JSON to FILE ('-': only JSON, on stdout)")

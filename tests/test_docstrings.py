@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "mmucore.tlb", "mmucore.parse"]
+MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads",
+           "mmucore.tlb", "mmucore.parse", "mmucore.gen"]
 
 
 @pytest.mark.parametrize("name", MODULES)
