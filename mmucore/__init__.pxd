@@ -4,3 +4,5 @@
 # See docs/cython_api.md for the exception specifications and GIL rules.
 from mmucore._types cimport *
 from mmucore.tlb cimport *
+from mmucore.pagetable cimport *
+from mmucore.parse cimport *

@@ -8,6 +8,8 @@
 from pyapi import workloads
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.ops import Op
+from pyapi.pagetable import Mapping, PageTable, PageTableStats, WalkResult, decode_entry
+from pyapi.procmap import snapshot_page_table
 from pyapi.trace import (Trace, TraceFormatError, as_trace, bundled_traces, detect_format,
                          open_bundled)
 from pyapi.tlb import TLB, AccessResult, TLBStats, POLICY_NAMES
@@ -15,6 +17,7 @@ from pyapi.units import PAGE_SIZES, parse_size
 
 __version__ = "0.1.0"
 __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES",
-           "parse_size", "Trace", "TraceFormatError", "as_trace", "detect_format",
+           "parse_size", "PageTable", "PageTableStats", "WalkResult", "Mapping",
+           "decode_entry", "snapshot_page_table", "Trace", "TraceFormatError", "as_trace", "detect_format",
            "bundled_traces", "open_bundled",
            "workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]

@@ -83,12 +83,22 @@ def test_tlb_state_layout_is_pinned():
         tlb.abi_check(tlb.ABI_VERSION + 1, tlb.STATE_SIZE)
 
 
+def test_pagetable_layout_and_fault_bits_are_pinned():
+    """PTState and the fault-code bits are part of the cimport contract too."""
+    import mmucore.pagetable as pagetable
+    assert pagetable.ABI_VERSION == 1
+    assert pagetable.STATE_SIZE == 2784
+    assert pagetable.FAULT_BITS == {'P': 1, 'W': 2, 'U': 4, 'RSVD': 8, 'I': 16, 'PF': 1073741824, 'GP': 2147483648}
+    assert pagetable.FAULT_OUTSIDE == 0x80000000
+
+
 def test_build_kind_is_visible():
     import mmucore._types as types
     assert isinstance(types.DEBUG, bool)
 
 
-@pytest.mark.parametrize("module", ["mmucore.tlb", "mmucore._types", "mmucore.parse", "mmucore.gen"])
+@pytest.mark.parametrize("module", ["mmucore.tlb", "mmucore._types", "mmucore.parse", "mmucore.gen",
+                                    "mmucore.pagetable"])
 def test_stubs_match_the_compiled_module(module):
     """Every name of the shipped .pyi exists in the compiled module, and every public
     name of the module is in the stub."""

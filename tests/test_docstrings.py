@@ -4,8 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads",
-           "mmucore.tlb", "mmucore.parse", "mmucore.gen"]
+MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads", "pyapi.pagetable",
+           "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable"]
 
 
 @pytest.mark.parametrize("name", MODULES)
