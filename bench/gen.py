@@ -17,9 +17,9 @@ it too (chunking does not change the stream), and the first 2000 accesses equal 
 pure-Python reference of tests/reference_gen.py.
 
 numpy rows: ``uniform``/``gups``: ``rng.integers`` per chunk (+ scaling, + an op
-column); ``stride``: ``np.arange`` index arithmetic; ``zipf``: the inverse-CDF
-generator that pyapi/cli.py uses today (a float64 CDF table of all pages +
-``np.searchsorted``, O(pages) memory) and ``rng.zipf`` (unbounded support, a > 1 only:
+column); ``stride``: ``np.arange`` index arithmetic; ``zipf``: the obvious numpy inverse-CDF
+generator (a float64 CDF table of all pages + ``np.searchsorted`` per chunk, O(pages)
+memory; what pyapi/cli.py used before pyapi.workloads existed) and ``rng.zipf`` (unbounded support, a > 1 only:
 not the same distribution, shown for scale); ``stream``: ``np.arange`` arithmetic.
 """
 from __future__ import annotations
@@ -130,11 +130,18 @@ def np_stride(n, footprint, stride, base, chunk):
 
 
 def np_zipf_cdf(n, pages, alpha, chunk, seed=1):
-    """pyapi/cli.py's zipf: CDF table over all pages, searchsorted per chunk."""
-    from pyapi.cli import generate
-    for a in generate("zipf", n, pages * 4096, seed=seed, page_size=4096,
-                      zipf_exponent=alpha, chunk=chunk):
-        yield a, np.zeros(len(a), np.uint8)
+    """Bounded zipf in numpy: a CDF table over all pages, ``searchsorted`` per chunk,
+    ranks scattered by a random permutation, uniform byte offset in the page."""
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(np.arange(1, pages + 1, dtype=np.float64) ** -float(alpha))
+    cdf /= cdf[-1]
+    perm = rng.permutation(pages).astype(np.uint64)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        rank = np.searchsorted(cdf, rng.random(m), side="right")
+        np.minimum(rank, pages - 1, out=rank)
+        offset = rng.integers(0, 4096, m, dtype=np.uint64)
+        yield perm[rank] * np.uint64(4096) + offset, np.zeros(m, np.uint8)
 
 
 def np_zipf_unbounded(n, alpha, chunk, seed=1):
@@ -168,7 +175,7 @@ def numpy_rows(name, w, chunk):
         yield "numpy arange", lambda: np_stride(w.n, w.footprint, p["stride"], p["base"], chunk)
     elif name.startswith("zipf") and p["sampler"] == "table":
         n = min(w.n, 10**7)
-        yield (f"numpy CDF+searchsorted (cli.py), n={n:.0e}",
+        yield (f"numpy CDF+searchsorted, n={n:.0e}",
                lambda: np_zipf_cdf(n, p["pages"], p["alpha"], chunk))
         if p["alpha"] > 1:
             yield "numpy rng.zipf (unbounded!)", lambda: np_zipf_unbounded(w.n, p["alpha"], chunk)

@@ -43,6 +43,7 @@ import bz2
 import datetime
 import errno
 import gzip
+import inspect
 import json
 import lzma
 import os
@@ -93,6 +94,7 @@ _READ_BLOCK = 4 << 20          # bytes read from a (decompressed) stream at a ti
 _PIECE = 1 << 20               # accesses parsed into one set of output arrays
 _MAX_LINE = 1 << 20            # a text line longer than this is an error
 _SNIFF = 64 << 10              # bytes looked at to detect a format
+_DAMAGE_STEP = 64 << 10        # bytes decompressed per stream read (see _Input.read)
 _CHAMPSIM_BLOCK = 1 << 16      # records decoded at a time
 _NPY_HEADER = 128              # bytes reserved for a streamed .npy header
 _COLUMNS = ("addr", "op", "size", "cpu", "task")
@@ -193,8 +195,78 @@ def _zstd_reader(raw):
         raise ModuleNotFoundError(
             'reading .zst traces needs the zstandard package: pip install "mmucore[zstd]" '
             '(or pip install zstandard)', name="zstandard") from None
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True,
-                                                      closefd=True)
+    return _ZstdReader(raw, zstandard.ZstdDecompressor())
+
+
+class _ZstdReader:
+    """A read-only stream of the frames of a Zstandard file (``zstandard`` package).
+
+    ``ZstdDecompressor.stream_reader`` reports a file cut inside a frame as a clean end
+    of the data, so a truncated trace would read as a shorter one. This reader feeds the
+    frames through decompression objects; when the file ends inside a frame, it returns
+    what was decoded, then raises ``EOFError`` (which the readers turn into a
+    :class:`TraceFormatError`)."""
+
+    _RAW_STEP = 64 << 10              # compressed bytes fed at a time (bounds the output)
+    defers_errors = True              # decoded data is returned before the error
+
+    def __init__(self, raw, dctx):
+        self.raw = raw
+        self.dctx = dctx
+        self.dobj = None              # the frame being decoded, None between frames
+        self.blocks = []              # decoded, not yet read (blocks[0] from self.pos)
+        self.pos = 0
+        self.have = 0                 # bytes in blocks, less pos
+        self.done = False
+        self.error = None
+
+    def _fill(self, n: int) -> None:
+        while (n < 0 or self.have < n) and not self.done:
+            data = self.raw.read(self._RAW_STEP)
+            if not data:
+                self.done = True
+                if self.dobj is not None:
+                    self.error = EOFError("Compressed file ended before the end of a "
+                                          "Zstandard frame was reached")
+                return
+            while data:
+                if self.dobj is None:
+                    self.dobj = self.dctx.decompressobj()
+                try:
+                    out = self.dobj.decompress(data)
+                except Exception as exc:  # corrupt data: raised after what came before
+                    self.done, self.error = True, exc
+                    return
+                if out:
+                    self.blocks.append(out)
+                    self.have += len(out)
+                if self.dobj.eof:
+                    data = self.dobj.unused_data
+                    self.dobj = None
+                else:
+                    data = b""
+
+    def read(self, n: int = -1) -> bytes:
+        self._fill(n)
+        if not self.have and self.error is not None:
+            raise self.error
+        want = self.have if n < 0 else min(n, self.have)
+        parts = []
+        while want:
+            block = self.blocks[0]
+            k = min(want, len(block) - self.pos)
+            parts.append(block if (self.pos == 0 and k == len(block))
+                         else block[self.pos:self.pos + k])
+            self.pos += k
+            self.have -= k
+            want -= k
+            if self.pos == len(block):
+                self.blocks.pop(0)
+                self.pos = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 def _open_stream(path: Path, compression: Optional[str]):
@@ -237,41 +309,55 @@ def _open_write_stream(path: Path):
     return zstandard.ZstdCompressor(level=3).stream_writer(open(path, "wb"), closefd=True)
 
 
-def _read_full(stream, nbytes: int) -> bytes:
-    """Up to ``nbytes`` from ``stream``; fewer only at the end of the stream."""
-    parts, got = [], 0
-    while got < nbytes:
-        data = stream.read(nbytes - got)
-        if not data:
-            break
-        parts.append(data)
-        got += len(data)
-    return b"".join(parts)
-
-
 class _Input:
     """Reads a (decompressed) file in blocks; a corrupt or cut compressed stream becomes
-    a :class:`TraceFormatError` naming the file and the offset in the decompressed data."""
+    a :class:`TraceFormatError` naming the file and the offset in the decompressed data.
+
+    The data decompressed before the damage is returned first (a short read); the error
+    is raised by the next call, so readers deliver everything before it."""
 
     def __init__(self, path: Path, compression: Optional[str]):
         self.path = path
         self.compression = compression
         self.offset = 0
+        self.error: Optional[TraceFormatError] = None
         self.stream = _open_stream(path, compression)
 
+    def _damage(self, exc) -> Optional[TraceFormatError]:
+        if self.compression is None or not isinstance(
+                exc, (EOFError, OSError, lzma.LZMAError, ValueError)) \
+                and type(exc).__name__ != "ZstdError":
+            return None
+        return TraceFormatError(
+            f"corrupt or truncated {self.compression} stream after {self.offset} "
+            f"decompressed bytes: {exc}", path=self.path)
+
     def read(self, nbytes: int) -> bytes:
-        try:
-            data = _read_full(self.stream, nbytes)
-        except Exception as exc:
-            if self.compression is None or not isinstance(
-                    exc, (EOFError, OSError, lzma.LZMAError, ValueError)) \
-                    and type(exc).__name__ != "ZstdError":
-                raise
-            raise TraceFormatError(
-                f"corrupt or truncated {self.compression} stream after {self.offset} "
-                f"decompressed bytes: {exc}", path=self.path) from None
-        self.offset += len(data)
-        return data
+        if self.error is not None:
+            raise self.error
+        parts, got = [], 0
+        # compressed streams in small steps: a step that fails loses what it had
+        # decompressed, so at most _DAMAGE_STEP bytes before the damage go unread
+        step = (nbytes if self.compression is None
+                or getattr(self.stream, "defers_errors", False) else _DAMAGE_STEP)
+        while got < nbytes:
+            try:
+                data = self.stream.read(min(step, nbytes - got))
+            except Exception as exc:
+                self.offset += got
+                err = self._damage(exc)
+                if err is None:
+                    raise
+                if not got:
+                    raise err from None
+                self.error = err               # raised by the next read
+                return b"".join(parts)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        self.offset += got
+        return b"".join(parts)
 
     def __enter__(self):
         return self
@@ -410,24 +496,24 @@ def _rechunk(pieces: Iterable[TraceChunk], n: int) -> Iterator[TraceChunk]:
             raise
         if not len(piece):
             continue
-        if not pending:
-            start = 0
-            while len(piece) - start >= n:
-                yield piece[start:start + n]
-                start += n
-            if start < len(piece):
-                pending, have = [piece[start:]], len(piece) - start
-            continue
-        pending.append(piece)
-        have += len(piece)
-        if have >= n:
-            whole = TraceChunk.concat(pending)
-            start = 0
-            while have - start >= n:
-                yield whole[start:start + n]
-                start += n
-            pending = [whole[start:]] if start < have else []
-            have -= start
+        start = 0
+        if pending:
+            # complete the pending chunk with only what it needs from this piece: a huge
+            # piece (a memory map) is then sliced, never copied as a whole
+            need = n - have
+            if len(piece) < need:
+                pending.append(piece)
+                have += len(piece)
+                continue
+            pending.append(piece[:need])
+            yield TraceChunk.concat(pending)
+            pending, have = [], 0
+            start = need
+        while len(piece) - start >= n:
+            yield piece[start:start + n]
+            start += n
+        if start < len(piece):
+            pending, have = [piece[start:]], len(piece) - start
     if have:
         yield pending[0] if len(pending) == 1 else TraceChunk.concat(pending)
 
@@ -503,8 +589,13 @@ def _text_pieces(path: Path, fmt: str, compression, errors: str, n: int,
     with _Input(path, compression) as stream:
         while True:
             if not eof and (need_more or len(buf) - pos < _READ_BLOCK // 2):
-                data = stream.read(_READ_BLOCK)
-                if len(data) < _READ_BLOCK:
+                try:
+                    data = stream.read(_READ_BLOCK)
+                except TraceFormatError:           # damaged compressed data
+                    if fill:
+                        yield piece(fill)
+                    raise
+                if len(data) < _READ_BLOCK and stream.error is None:
                     eof = True
                 if data:
                     rest = buf[pos:]
@@ -576,7 +667,7 @@ def _binary_pieces(path: Path, fmt: str, compression, errors: str,
     with _Input(path, compression) as stream:
         while True:
             data = stream.read(block)
-            eof = len(data) < block
+            eof = len(data) < block and stream.error is None
             if rest:
                 data = rest + data
             whole = len(data) // itemsize * itemsize
@@ -825,8 +916,13 @@ class Trace:
             cols = {name: arrays.get(name) for name in _COLUMNS}
             for start in range(0, length, n):
                 stop = start + n
-                yield TraceChunk(**{k: None if v is None else v[start:stop]
-                                    for k, v in cols.items()})
+                try:
+                    chunk = TraceChunk(**{k: None if v is None else v[start:stop]
+                                          for k, v in cols.items()})
+                except ValueError as exc:     # e.g. an unknown op code in op.npy
+                    raise TraceFormatError(f"{exc} (of the chunk starting at access "
+                                           f"{start})", path=p) from None
+                yield chunk
 
         src = meta.get("source") or {}
         desc = src.get("description", "") if isinstance(src, dict) else str(src)
@@ -920,6 +1016,13 @@ class Trace:
                     raise RuntimeError("this trace wraps an iterator of chunks, which can "
                                        "be read only once; pass a list, or an object "
                                        "with a chunks(n) method, to read it again")
+                if inspect.isgenerator(it) and \
+                        inspect.getgeneratorstate(it) == inspect.GEN_CLOSED:
+                    # not an empty trace: its chunks were consumed elsewhere
+                    raise RuntimeError("this trace wraps a generator that is already "
+                                       "exhausted (read before, e.g. through another "
+                                       "as_trace of it); pass a list, or an object with "
+                                       "a chunks(n) method, to read it again")
                 used[0] = True
                 return it
             desc = "an iterator of chunks"
