@@ -1123,7 +1123,7 @@ class Trace:
         """
         return _write_native(self, Path(os.fspath(dst)), chunk, overwrite)
 
-    def to_lackey(self, path, *, chunk: int = DEFAULT_CHUNK, overwrite: bool = True) -> Path:
+    def to_lackey(self, path, *, chunk: int = DEFAULT_CHUNK, overwrite: bool = False) -> Path:
         """Write the trace as Valgrind lackey text (``.gz``/``.bz2``/``.xz``/``.zst``
         suffixes compress it) and return the path.
 
@@ -1131,7 +1131,8 @@ class Trace:
         `` L``/`` S``/`` M %08lx,%lu`` for LOAD/STORE/MODIFY. An unknown size (0 or no size
         column) is written as ``0``. Control operations, and CPU or task numbers other than
         0, cannot be expressed in lackey and raise ``ValueError`` naming the first one.
-        The file appears only when complete (written to a temporary sibling, then renamed).
+        The file appears only when complete (written to a temporary sibling, then renamed);
+        an existing file is replaced only with ``overwrite=True`` (as in ``to_native``).
 
         Examples
         --------
@@ -1140,7 +1141,7 @@ class Trace:
         >>> _ = Trace.from_arrays([0x400000], op=[Op.MODIFY], size=[8]).to_lackey(p)
         >>> open(p).read()
         ' M 00400000,8\\n'
-        >>> Trace.from_arrays([0], op=[Op.FLUSH]).to_lackey(p)
+        >>> Trace.from_arrays([0], op=[Op.FLUSH]).to_lackey(p, overwrite=True)
         Traceback (most recent call last):
         ...
         ValueError: lackey cannot express access 0: operation FLUSH (only LOAD, STORE, ...)
@@ -1198,7 +1199,8 @@ class Trace:
             if p.exists() and not overwrite:
                 raise FileExistsError(errno.EEXIST, "output exists (pass overwrite=True)",
                                       str(p))
-            return Trace.open(trace.to_lackey(p, chunk=chunk), format="lackey")
+            return Trace.open(trace.to_lackey(p, chunk=chunk, overwrite=overwrite),
+                              format="lackey")
         raise ValueError(f'to must be "native" or "lackey", not {to!r}')
 
 

@@ -201,7 +201,7 @@ def test_lackey_cannot_express(tmp_path):
     Trace.from_arrays([1]).to_lackey(p)
     before = p.read_bytes()
     with pytest.raises(ValueError):
-        Trace.from_arrays([1], op=[Op.FLUSH]).to_lackey(p)
+        Trace.from_arrays([1], op=[Op.FLUSH]).to_lackey(p, overwrite=True)
     assert p.read_bytes() == before and leftovers(tmp_path) == []
     with pytest.raises(FileExistsError):
         Trace.from_arrays([1]).to_lackey(p, overwrite=False)
