@@ -6,3 +6,4 @@ from mmucore._types cimport *
 from mmucore.tlb cimport *
 from mmucore.pagetable cimport *
 from mmucore.parse cimport *
+from mmucore.kmap cimport *

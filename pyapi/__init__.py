@@ -5,7 +5,8 @@
 >>> TLB(entries=64, ways=4).access(np.zeros(10, dtype=np.uint64)).hits
 9
 """
-from pyapi import workloads
+from pyapi import kmap_workloads, workloads
+from pyapi.kmap import KmapBugError, KmapDeadlockError, KmapPool, KmapStats, PerTaskKmapPool
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.ops import Op
 from pyapi.pagetable import Mapping, PageTable, PageTableStats, WalkResult, decode_entry
@@ -20,4 +21,5 @@ __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES"
            "parse_size", "PageTable", "PageTableStats", "WalkResult", "Mapping",
            "decode_entry", "snapshot_page_table", "Trace", "TraceFormatError", "as_trace", "detect_format",
            "bundled_traces", "open_bundled",
-           "workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]
+           "workloads", "KmapPool", "PerTaskKmapPool", "KmapStats", "KmapBugError",
+           "KmapDeadlockError", "kmap_workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]

@@ -98,7 +98,7 @@ def test_build_kind_is_visible():
 
 
 @pytest.mark.parametrize("module", ["mmucore.tlb", "mmucore._types", "mmucore.parse", "mmucore.gen",
-                                    "mmucore.pagetable"])
+                                    "mmucore.pagetable", "mmucore.kmap"])
 def test_stubs_match_the_compiled_module(module):
     """Every name of the shipped .pyi exists in the compiled module, and every public
     name of the module is in the stub."""

@@ -4,8 +4,9 @@ import importlib
 
 import pytest
 
-MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads", "pyapi.pagetable",
-           "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable"]
+MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads", "pyapi.pagetable", "pyapi.kmap",
+           "pyapi.kmap_workloads",
+           "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable", "mmucore.kmap"]
 
 
 @pytest.mark.parametrize("name", MODULES)
