@@ -4,11 +4,18 @@
                 [--workload uniform|sequential|zipf] [--footprint 64M] [-n 10M] [--seed 0]
                 [--zipf-exponent 1.0] [--stride 64] [--json FILE|-]
     mmucore bench [--n 10000000] [--repeat 3] [--stat median|best] [--json FILE|-]
+    mmucore lowmem --ram 64G[,32G...] [--pae] [--kernel 2.4.18] [--struct-page 64]
+                   [--split 3G/1G] [--json FILE|-]
+    mmucore kmap [--workload page_cache|pte_highmem|bounce_io] [--trace DIR]
+                 [--pool global|per-task|both] [--kernel 2.4.18] [--pae] [--cpus 4]
+                 [--tasks N] [-n 100K] [--hit-rate 0.5] [--slots N] [--tlb 64x4] [--json FILE|-]
 
 ``tlb`` simulates one TLB structure per policy on a generated workload and prints a
 table of accesses, hits, misses, miss ratio and millions of accesses per second.
 ``bench`` runs the comparison of ``bench/compare_tlb.py`` (mmucore against pycachesim,
-libcachesim and pure Python).
+libcachesim and pure Python). ``lowmem`` prints the 32-bit kernel address-space budget
+for a RAM size (``pyapi.lowmem_budget``); ``kmap`` runs a kmap workload or trace through
+the global pkmap pool and/or the per-task pool of the 2002 thread (``pyapi.KmapPool``).
 
 Exit status: 0 success; 2 usage errors (reported by argparse); 1 input errors, reported
 as one line ``mmucore: error: ...`` (``--debug`` shows the traceback instead).
@@ -178,11 +185,146 @@ def cmd_bench(args) -> int:
     return _bench.run_from_args(args, reference_dirs=dirs)
 
 
+def _emit_json(doc, target) -> None:
+    text = json.dumps(doc, indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        Path(target).write_text(text)
+
+
+def _check_json_target(target) -> None:
+    if target not in (None, "-") and not Path(target).resolve().parent.is_dir():
+        raise ValueError(f"--json {target}: directory {Path(target).parent} does not exist")
+
+
+def cmd_lowmem(args) -> int:
+    from pyapi.lowmem import lowmem_budget
+
+    _check_json_target(args.json)
+    rams = _split(args.ram)
+    if not rams:
+        raise ValueError("--ram names no size")
+    budgets = [lowmem_budget(ram=r, pae=args.pae, struct_page_bytes=args.struct_page,
+                             kernel=args.kernel, split=args.split, nr_cpus=args.nr_cpus)
+               for r in rams]
+    if args.json == "-":
+        _emit_json([b.to_dict() for b in budgets], "-")
+        return 0
+    if len(budgets) == 1:
+        print(budgets[0].table())
+    else:
+        b0 = budgets[0]
+        print(f"32-bit x86 kernel address space: {b0.split} split, "
+              f"{'PAE' if b0.pae else 'no PAE'}, struct page {b0.struct_page_bytes} B\n")
+        cols = ("RAM", "lowmem MiB", "mem_map MiB", "mem_map share", "free lowmem MiB",
+                "boots")
+        rows = [(f"{b.ram_bytes / 2**30:g} GiB", f"{b.lowmem_bytes / 2**20:,.0f}",
+                 f"{b.mem_map_bytes / 2**20:,.0f}", f"{b.mem_map_share:.1%}",
+                 f"{b.lowmem_free_bytes / 2**20:,.0f}", "yes" if b.bootable else "NO")
+                for b in budgets]
+        print(_table(cols, rows))
+        for b in budgets:
+            if not b.bootable:
+                print(f"\n{b.ram_bytes / 2**30:g} GiB cannot boot: {b.reason}")
+    if args.json:
+        _emit_json([b.to_dict() for b in budgets], args.json)
+    return 0
+
+
+def _table(cols, rows) -> str:
+    widths = [max(len(str(x[i])) for x in [cols] + list(rows)) for i in range(len(cols))]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+_KMAP_ROWS = (("kmaps", "kmap calls"), ("hits", "global pool hits"),
+              ("new_mappings", "global pool new mappings"), ("wraps", "global pool wraps"),
+              ("global_flushes", "global TLB flushes"), ("ipis", "IPIs"),
+              ("sleeps", "sleeps (pool full)"), ("task_hits", "per-task window hits"),
+              ("task_flushes", "per-task local flushes"),
+              ("task_shootdowns", "per-task shootdowns"), ("task_ipis", "per-task IPIs"),
+              ("task_fallbacks", "fallbacks to the global pool"),
+              ("invlpgs", "invlpg (atomic/local slots)"), ("lookups", "page_address lookups"),
+              ("hash_probes", "hash chain probes"), ("task_probes", "per-task table probes"),
+              ("kmap_tlb_misses", "dTLB misses on kmapped pages"),
+              ("user_tlb_misses", "dTLB misses on user pages"))
+
+
+def _tlb_geometry(text):
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if text in (None, "", "none"):
+        return None
+    if not m:
+        raise ValueError(f"--tlb {text!r}: write ENTRIESxWAYS, e.g. 64x4, or none")
+    return dict(entries=int(m.group(1)), ways=int(m.group(2)), policy="lru")
+
+
+def cmd_kmap(args) -> int:
+    from pyapi import kmap_workloads
+    from pyapi.kmap import KmapPool, PerTaskKmapPool
+
+    _check_json_target(args.json)
+    tlb = _tlb_geometry(args.tlb)
+    pools = {"global": ["global"], "per-task": ["per-task"],
+             "both": ["global", "per-task"]}[args.pool]
+    tasks = args.tasks if args.tasks is not None else args.cpus
+    if args.trace:
+        from pyapi.trace import Trace
+        source = f"trace {args.trace}"
+
+        def make_trace():
+            return Trace.open(args.trace)
+    else:
+        gen = getattr(kmap_workloads, args.workload)
+        if args.workload == "page_cache":
+            kw = dict(tasks=tasks, cpus=args.cpus, hit_rate=args.hit_rate, seed=args.seed)
+        elif args.workload == "pte_highmem":
+            kw = dict(tasks=tasks, cpus=args.cpus, kernel=args.kernel, seed=args.seed)
+        else:
+            kw = dict(cpus=args.cpus, kernel=args.kernel, seed=args.seed)
+        chunk = gen(args.accesses, **kw)
+        source = (f"workload {args.workload} ({args.accesses:,} steps, {tasks} tasks"
+                  if args.workload != "bounce_io" else
+                  f"workload bounce_io ({args.accesses:,} requests") + f", seed {args.seed})"
+
+        def make_trace():
+            return chunk
+    results = {}
+    for name in pools:
+        cls = KmapPool if name == "global" else PerTaskKmapPool
+        pool = cls(kernel=args.kernel, pae=args.pae, slots=args.slots, cpus=args.cpus,
+                   tlb=tlb)
+        t0 = time.perf_counter()
+        stats = pool.run(make_trace())
+        results[name] = dict(stats.to_dict(), seconds=time.perf_counter() - t0)
+    doc = {"command": "kmap", "source": source, "kernel": args.kernel, "pae": args.pae,
+           "cpus": args.cpus, "slots": args.slots, "tlb": tlb, "results": results}
+    if args.json == "-":
+        _emit_json(doc, "-")
+        return 0
+    print(f"kmap: kernel {args.kernel}, {'PAE' if args.pae else 'no PAE'}, {args.cpus} CPUs, "
+          f"{'default' if args.slots is None else args.slots} pkmap slots, "
+          f"dTLB {args.tlb or 'none'}; {source}\n")
+    rows = [(label, *(f"{results[p][key]:,}" for p in pools))
+            for key, label in _KMAP_ROWS
+            if any(results[p].get(key) for p in pools) or key in ("global_flushes", "ipis")]
+    rows.append(("simulation seconds", *(f"{results[p]['seconds']:.3f}" for p in pools)))
+    print(_table(("counter", *(f"{p} pool" for p in pools)), rows))
+    if args.json:
+        _emit_json(doc, args.json)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmucore",
-        description="mmucore: a fast memory-management-unit simulator (TLB engine).",
+        description="mmucore: a fast memory-management-unit simulator.",
         epilog="Exit status: 0 ok, 1 input error, 2 usage error.")
     parser.add_argument("--debug", action="store_true",
                         help="show a traceback instead of a one-line error")
@@ -236,6 +378,62 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser(b)
     add_debug(b)
     b.set_defaults(func=cmd_bench)
+    lm = sub.add_parser(
+        "lowmem", help="the 32-bit kernel address-space budget for a RAM size",
+        description="How the 1 GiB (3G/1G split) of 32-bit x86 kernel virtual address "
+                    "space is spent, and how much of lowmem mem_map eats, for a RAM size; "
+                    "says when the machine cannot boot.",
+        epilog="examples:\n  mmucore lowmem --ram 64G --pae --struct-page 64\n"
+               "  mmucore lowmem --ram 4G,16G,32G,64G --pae --kernel 2.4.18\n"
+               "  mmucore lowmem --ram 16G --pae --split 2G/2G --json -",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lm.add_argument("--ram", required=True,
+                    help="RAM size(s), comma-separated: 4G, 16G, 64G (binary units)")
+    lm.add_argument("--pae", action="store_true", help="PAE kernel (up to 64 GiB)")
+    lm.add_argument("--kernel", default=None,
+                    help="kernel version for sizeof(struct page): 2.4.15, 2.4.16, 2.4.18, "
+                         "2.4.22, 2.5.13, 2.6.12")
+    lm.add_argument("--struct-page", type=int, default=None, metavar="BYTES",
+                    help="sizeof(struct page) in bytes (overrides --kernel)")
+    lm.add_argument("--split", default="3G/1G",
+                    help="user/kernel split: 3.5G/0.5G, 3G/1G, 2G/2G, 1G/3G, 4G/4G")
+    lm.add_argument("--nr-cpus", type=int, default=32, help="NR_CPUS (fixmap size)")
+    lm.add_argument("--json", metavar="FILE",
+                    help="also write the budget(s) as JSON to FILE ('-': only JSON)")
+    add_debug(lm)
+    lm.set_defaults(func=cmd_lowmem)
+
+    k = sub.add_parser(
+        "kmap", help="the kmap pool: global pkmap pool vs per-task pools",
+        description="Run a kmap workload (or a kmap trace: ops KMAP/KUNMAP/KMAP_ATOMIC/"
+                    "KUNMAP_ATOMIC/SWITCH, addr = pfn, with cpu and task columns) through "
+                    "the global pkmap pool and/or the per-task pool of the 2002 thread, "
+                    "with a dTLB per CPU, and print flushes, IPIs, lookups and TLB misses.",
+        epilog="examples:\n  mmucore kmap --cpus 16 --pool both\n"
+               "  mmucore kmap --workload pte_highmem --kernel 2.5.13 --cpus 4\n"
+               "  mmucore kmap --kernel 2.6.12 --pae --slots 128 -n 1M --json out.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("--workload", choices=("page_cache", "pte_highmem", "bounce_io"),
+                   default="page_cache", help="generated workload (default page_cache)")
+    k.add_argument("--trace", metavar="PATH", help="a kmap trace instead of a workload")
+    k.add_argument("--pool", choices=("global", "per-task", "both"), default="both")
+    k.add_argument("--kernel", default="2.4.18", help="2.4.18, 2.5.13, 2.6.12 or 6.x")
+    k.add_argument("--pae", action="store_true", help="PAE kernel (512 pkmap slots)")
+    k.add_argument("--cpus", type=int, default=4, help="online CPUs (default 4)")
+    k.add_argument("--tasks", type=int, default=None, help="tasks (default: one per CPU)")
+    k.add_argument("-n", "--accesses", type=parse_count, default=100_000,
+                   help="workload steps (page copies, faults or requests; default 100K)")
+    k.add_argument("--hit-rate", type=float, default=0.5,
+                   help="page_cache: share of kmaps finding the page mapped (default 0.5)")
+    k.add_argument("--slots", type=int, default=None,
+                   help="pkmap slots (default LAST_PKMAP: 1024, 512 with PAE)")
+    k.add_argument("--tlb", default="64x4",
+                   help="dTLB per CPU as ENTRIESxWAYS, or none (default 64x4)")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--json", metavar="FILE",
+                   help="also write the results as JSON to FILE ('-': only JSON)")
+    add_debug(k)
+    k.set_defaults(func=cmd_kmap)
     return parser
 
 
@@ -248,7 +446,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, MemoryError) as exc:
+    except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as exc:
         if args.debug:
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__

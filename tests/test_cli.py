@@ -166,3 +166,73 @@ def test_bench_small_run_agrees(capsys):
     assert len(doc["targets"]) == 5
     assert all(t["status"] in ("PASS", "MISS", "n/a") for t in doc["targets"])
     assert "targets (mmucore):" in err                # the table goes to stderr with --json -
+
+
+# ------------------------------------------------------------------------------- lowmem
+def test_lowmem_table_and_json_match_the_api(capsys):
+    from pyapi import lowmem_budget
+    code, out, _ = run(capsys, "lowmem", "--ram", "64G", "--pae", "--struct-page", "64")
+    assert code == 0 and "NOT BOOTABLE" in out and "mem_map" in out
+    code, out, _ = run(capsys, "lowmem", "--ram", "4G,64G", "--pae", "--kernel", "2.5.13",
+                       "--json", "-")
+    doc = json.loads(out)
+    assert code == 0 and [d["ram_bytes"] for d in doc] == [4 << 30, 64 << 30]
+    api = lowmem_budget("64G", pae=True, kernel="2.5.13")
+    assert doc[1]["mem_map_bytes"] == api.mem_map_bytes
+    assert doc[1]["lowmem_free_bytes"] == api.lowmem_free_bytes
+    assert doc[1]["bootable"] is api.bootable is True
+
+
+def test_lowmem_several_sizes_say_which_cannot_boot(capsys):
+    code, out, _ = run(capsys, "lowmem", "--ram", "16G,64G", "--pae", "--kernel", "2.4.18")
+    assert code == 0
+    assert "64 GiB cannot boot" in out and "16 GiB cannot boot" not in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["lowmem", "--ram", "8G"], "without PAE"),
+    (["lowmem", "--ram", "4G", "--kernel", "2.7"], "kernel"),
+    (["lowmem", "--ram", "4G", "--split", "5G/1G"], "split"),
+    (["lowmem", "--ram", "lots"], "lots"),
+])
+def test_lowmem_input_errors(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and err.startswith("mmucore: error:") and needle in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------- kmap
+def test_kmap_compares_the_pools_like_the_api(capsys):
+    from pyapi import KmapPool, PerTaskKmapPool, kmap_workloads
+    code, out, _ = run(capsys, "kmap", "--cpus", "4", "-n", "20K", "--pool", "both",
+                       "--json", "-")
+    doc = json.loads(out)
+    assert code == 0 and set(doc["results"]) == {"global", "per-task"}
+    trace = kmap_workloads.page_cache(20_000, tasks=4, cpus=4, hit_rate=0.5, seed=0)
+    tlb = dict(entries=64, ways=4, policy="lru")
+    g = KmapPool(cpus=4, tlb=tlb).run(trace).to_dict()
+    t = PerTaskKmapPool(cpus=4, tlb=tlb).run(trace).to_dict()
+    for key in ("global_flushes", "ipis", "hits", "kmap_tlb_misses", "user_tlb_misses"):
+        assert doc["results"]["global"][key] == g[key]
+        assert doc["results"]["per-task"][key] == t[key]
+    assert g["ipis"] == 3 * g["global_flushes"] > 0 and t["ipis"] == 0
+
+
+def test_kmap_table_and_a_trace_file(capsys, tmp_path):
+    from pyapi import Trace, kmap_workloads
+    c = kmap_workloads.page_cache(2000, tasks=2, cpus=2, seed=3)
+    Trace.from_arrays(c.addr, op=c.op, cpu=c.cpu, task=c.task).to_native(tmp_path / "k")
+    code, out, _ = run(capsys, "kmap", "--trace", str(tmp_path / "k"), "--cpus", "2",
+                       "--pool", "global", "--tlb", "none")
+    assert code == 0 and "global TLB flushes" in out and "per-task pool" not in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["kmap", "--kernel", "9.9"], "kernel"),
+    (["kmap", "--tlb", "64y4"], "ENTRIESxWAYS"),
+    (["kmap", "--trace", "/nonexistent/k"], "not found"),
+    (["kmap", "--hit-rate", "1.5"], "hit_rate"),
+])
+def test_kmap_input_errors(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and err.startswith("mmucore: error:") and needle in err
