@@ -194,6 +194,7 @@ cdef intp_t pt_flush_psc(PTState* s) noexcept nogil
 cdef void pt_reset_counters(PTState* s) noexcept nogil
 
 # The physical allocator: a free unit of `size_code` (4K/2M/4M/1G) -> *pfn; 1 = none free.
+# In x86_32 a 4K unit comes from below 4 GiB (32-bit entries hold 20-bit frame numbers).
 cdef int pt_alloc(PTState* s, uint32_t size_code, uint64_t* pfn) noexcept nogil
 
 

@@ -10,10 +10,11 @@
 #   at the first entry with P=0 (not present) or a reserved bit set (RSVD), and at a
 #   leaf (level 0, or PS=1 where the level allows it) checks the access rights: U/S and
 #   R/W are the AND over the levels, XD the OR (SDM 4.6);
-# * every present, reserved-bit-free non-leaf entry read gets A=1 and is filled into its
-#   level's PSC (SDM 4.10.3.1: PSC entries need A=1 and may be created even when no
-#   translation results); the leaf gets A=1 (and D=1 on a write) only when the access is
-#   allowed (SDM 4.8, 4.10.2.1);
+# * every present, reserved-bit-free non-leaf entry read gets A=1; when the access
+#   translates, each is filled into its level's PSC (SDM 4.10.3.1: PSC entries need A=1);
+#   a page fault instead drops every PSC entry for the address (SDM 4.10.4.1: a #PF
+#   invalidates the PSC entries that would be used for that linear address); the leaf
+#   gets A=1 (and D=1 on a write) only when the access is allowed (SDM 4.8, 4.10.2.1);
 # * map() builds missing tables with P|R/W|U/S (PAE PDPTEs: P), the leaf carries the
 #   permissions; page-table pages come from the same physical allocator as data pages.
 from libc.stdlib cimport calloc, realloc, free
@@ -192,10 +193,29 @@ cdef inline bint _unit_free(PTState* s, uint64_t u, uint32_t code) noexcept nogi
     return s.used1g[u] == 0
 
 
+cdef inline uint64_t _low_frames(PTState* s) noexcept nogil:
+    """Frames below 4 GiB: all that a 32-bit entry (a 20-bit frame number) or a 32-bit
+    CR3 can point at (SDM 4.3 tables 4-4 .. 4-6; PAE's CR3, SDM 4.4.1)."""
+    return s.nframes if s.nframes < ((<uint64_t>1) << 20) else ((<uint64_t>1) << 20)
+
+
 cdef int pt_alloc(PTState* s, uint32_t size_code, uint64_t* pfn) noexcept nogil:
+    # x86_32: page tables and 4K pages are reached through 32-bit entries; only 4M pages
+    # (PSE-36) may lie above 4 GiB
+    if s.mode == MODE_X86_32 and size_code == PS_4K:
+        return _alloc_below(s, size_code, _low_frames(s), pfn)
+    return _alloc_below(s, size_code, s.nframes, pfn)
+
+
+cdef int _alloc_below(PTState* s, uint32_t size_code, uint64_t limit,
+                      uint64_t* pfn) noexcept nogil:
+    """A free unit of `size_code` among frames [0, limit) (limit <= nframes): 0, or 1."""
     cdef uint32_t lg = page_shift(size_code) - 12
     cdef uint64_t fr = (<uint64_t>1) << lg
-    cdef uint64_t nunits = s.nframes >> lg
+    cdef uint64_t nunits = limit >> lg
+    cdef uint64_t nw = (limit + 63) >> 6
+    cdef uint64_t last = ((((<uint64_t>1) << (limit & 63)) - 1) if (limit & 63)
+                          else ~(<uint64_t>0))
     cdef uint64_t start, u, w, bits, i
     cdef int64_t found = -1
     if nunits == 0 or s.nfree < fr:
@@ -209,12 +229,14 @@ cdef int pt_alloc(PTState* s, uint32_t size_code, uint64_t* pfn) noexcept nogil:
     if size_code == PS_4K:
         w = start >> 6
         bits = ~s.used[w] & ((~(<uint64_t>0)) << (start & 63))
-        for i in range(s.nwords + 1):
+        for i in range(nw + 1):
+            if w == nw - 1:
+                bits &= last
             if bits:
                 found = <int64_t>(w * 64 + <uint64_t>ctz64(bits))
                 break
             w += 1
-            if w == s.nwords:
+            if w == nw:
                 w = 0
             bits = ~s.used[w]
     else:
@@ -310,11 +332,17 @@ cdef int _set(PTState* s, paddr_t pa, uint64_t v) except -1 nogil:
     return 0
 
 
-cdef int _new_table(PTState* s, paddr_t* out) except -1 nogil:
-    """A zeroed page-table page from the allocator: 0, or 1 when no frame is free."""
+cdef int _new_table(PTState* s, paddr_t* out, bint low) except -1 nogil:
+    """A zeroed page-table page from the allocator (below 4 GiB when `low`, or in
+    x86_32): 0, or 1 when no frame is free."""
     cdef uint64_t pfn
     cdef intp_t slot
-    if _alloc_logged(s, PS_4K, &pfn):
+    if low:
+        if _alloc_below(s, PS_4K, _low_frames(s), &pfn):
+            return 1
+        if s.tx:
+            _log(s, pfn | LOG_FRAME, PS_4K)
+    elif _alloc_logged(s, PS_4K, &pfn):
         return 1
     if s.tx:
         s.log[s.log_len - 1] |= LOG_TABLE     # the frame just logged is a table
@@ -430,7 +458,9 @@ cdef int pt_init(PTState* s, uint32_t mode, uint32_t maxphyaddr, uint64_t nframe
             raise MemoryError("cannot allocate the physical memory model")
     if nframes & 63:
         s.used[s.nwords - 1] = (~(<uint64_t>0)) << (nframes & 63)
-    if _new_table(s, &t):
+    # the root: PAE's PDPT is addressed by the 32-bit CR3 (SDM 4.4.1); x86_32's tables
+    # are below 4 GiB anyway (pt_alloc)
+    if _new_table(s, &t, mode == MODE_PAE):
         pt_free(s)
         with gil:
             raise ValueError("physical memory has no frame for the root table")
@@ -439,7 +469,7 @@ cdef int pt_init(PTState* s, uint32_t mode, uint32_t maxphyaddr, uint64_t nframe
         # the four page directories exist from the start (as Linux preallocates them),
         # so the PDPTE registers are loaded once (SDM 4.4.1)
         for k in range(4):
-            if _new_table(s, &t):
+            if _new_table(s, &t, False):
                 pt_free(s)
                 with gil:
                     raise ValueError("physical memory has no frames for the page directories")
@@ -611,27 +641,36 @@ cdef inline uint32_t _walk_w(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
     o.refs = <uint32_t>refs
     o.n_entries = refs
     o.level = L
-    # the valid non-leaf entries read: A=1, and into their PSCs (SDM 4.10.3.1)
+    # the valid non-leaf entries read: A=1 (SDM 4.8)
     for k in range(start, L, -1):
         if not (path_e[k] & PTE_A):
             path_p[k][0] = <Ent>(path_e[k] | PTE_A)
+    if kind == _OK:
+        # access rights (SDM 4.6): U/S and R/W are ANDed over the levels, XD ORed
+        rw &= 1
+        us &= 1
+        xd &= 1
+        if acc & ACC_USER:
+            prot = (not us) or ((acc & ACC_WRITE) and not rw) or ((acc & ACC_IFETCH) and xd)
+        else:
+            prot = ((acc & ACC_WRITE) and not rw and s.wp) or \
+                   ((acc & ACC_IFETCH) and (xd or (s.smep and us))) or \
+                   (s.smap and us and not (acc & ACC_IFETCH))
+        if prot:
+            kind = _PROTECTION
+    if kind != _OK:
+        # a page fault invalidates every PSC entry that would be used for va (SDM
+        # 4.10.4.1), so the walk leaves none behind: it fills nothing, drops the rest
+        if s.any_psc:
+            for k in range(1, s.levels):
+                if s.psc_on[k]:
+                    tlb_invalidate(&s.psc[k], ((va & vmask) >> s.shift[k]) << 12, 0, True)
+        return kind
+    # the valid non-leaf entries read go into their PSCs (SDM 4.10.3.1)
+    for k in range(start, L, -1):
         if s.psc_on[k]:
             tlb_fill(&s.psc[k], ((va & vmask) >> s.shift[k]) << 12, 0, PS_4K, False,
                      (path_e[k] & s.addr_mask) | path_perm[k])
-    if kind != _OK:
-        return kind
-    # access rights (SDM 4.6): U/S and R/W are ANDed over the levels, XD ORed
-    rw &= 1
-    us &= 1
-    xd &= 1
-    if acc & ACC_USER:
-        prot = (not us) or ((acc & ACC_WRITE) and not rw) or ((acc & ACC_IFETCH) and xd)
-    else:
-        prot = ((acc & ACC_WRITE) and not rw and s.wp) or \
-               ((acc & ACC_IFETCH) and (xd or (s.smep and us))) or \
-               (s.smap and us and not (acc & ACC_IFETCH))
-    if prot:
-        return _PROTECTION
     d = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
     if (e & d) != d:
         leaf_p[0] = <Ent>(leaf_p[0] | d)     # re-read: a non-leaf A write may alias it
@@ -731,7 +770,7 @@ cdef int _map_page(PTState* s, vaddr_t va, uint32_t Lt, uint64_t pfn, bint alloc
         pa = table + ((va >> s.shift[L]) & s.idx_mask[L]) * s.esize
         e = _rd(s, pa)
         if not (e & PTE_P):
-            if _new_table(s, &t):
+            if _new_table(s, &t, False):
                 return 1
             _set(s, pa, t | s.nonleaf_flags)
             table = t
@@ -920,10 +959,12 @@ cdef int _demand(PTState* s, vaddr_t va, int64_t level) except -1 nogil:
 cdef int _raise_no_memory(PTState* s, vaddr_t va) except -1 nogil:
     """The error path of a demand fault that finds no free frame (kept out of the loop)."""
     with gil:
+        low = ("; x86_32 page tables and 4K pages must lie below 4 GiB"
+               if s.mode == MODE_X86_32 and s.nframes > _low_frames(s) else "")
         raise MemoryError(
             f"physical memory exhausted: no free frame for a demand fault at {va:#x} "
-            f"({s.nframes} frames of 4 KiB, {s.nfree} free); the accesses before it "
-            f"have taken effect")
+            f"({s.nframes} frames of 4 KiB, {s.nfree} free{low}); the accesses before "
+            f"it have taken effect")
 
 
 cdef inline int64_t _walk_demand(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o) except -1 nogil:

@@ -37,8 +37,10 @@ MODE_NAMES = tuple(MODES)
 #: mode's linear-address space (a #GP, not a #PF: no walk happens).
 FAULT_P, FAULT_W, FAULT_U = FAULT_BITS["P"], FAULT_BITS["W"], FAULT_BITS["U"]
 FAULT_RSVD, FAULT_I = FAULT_BITS["RSVD"], FAULT_BITS["I"]
-#: Set in every page-fault result, so that a fault is never 0 (the architectural code
-#: of a supervisor read of a not-present page is 0); ``fault & 0xFFFF`` is the SDM code.
+#: Not architectural: set in every page-fault result, so that a fault is never 0 (the
+#: architectural code of a supervisor read of a not-present page is 0). For a result
+#: with ``fault & FAULT_PF``, ``fault & 0xFFFF`` is the SDM error code; ``FAULT_OUTSIDE``
+#: results are not page faults (their low bits are 0: test ``fault != 0`` for "faulted").
 FAULT_PF = FAULT_BITS["PF"]
 
 _P, _RW, _US, _PWT, _PCD = (ENTRY_BITS[k] for k in ("P", "RW", "US", "PWT", "PCD"))
@@ -108,7 +110,10 @@ class PageTableStats:
 
 class WalkResult(NamedTuple):
     """Per-access outputs of ``PageTable.walk``: ``paddr`` (uint64, 0 on a fault),
-    ``fault`` (uint32 x86 error code, 0 = translated), ``refs`` (uint8 entries read,
+    ``fault`` (uint32, 0 = translated; a page fault is ``FAULT_PF`` (0x40000000, not
+    architectural) | the SDM 4.7 error code in the low bits, so a supervisor read of a
+    not-present page is ``0x40000000``, not 0; ``FAULT_OUTSIDE`` (0x80000000) is an
+    address outside the linear-address space, a #GP), ``refs`` (uint8 entries read,
     both walks of a demand fault), ``page_size`` (uint64 bytes, 0 on a fault) and, with
     ``record=True``, ``entry_paddrs`` (n x levels uint64, physical address of each entry
     the last walk read, top-down, padded with ``ENTRY_PADDR_NONE``)."""
@@ -186,6 +191,8 @@ class PageTable:
     phys_mem : size, default "4G"
         Simulated physical memory (``"4G"``, bytes...): frames for page tables and, with
         ``pfn=None``/demand paging, data pages. Running out raises ``MemoryError``.
+        In ``x86_32`` page tables and 4K pages come from frames below 4 GiB (32-bit
+        entries), so more than 4 GiB only serves 4M pages (PSE-36).
     allocator : {"sequential", "random"}
         How frames are chosen (``docs/pagetable.md``); ``seed`` seeds ``random``.
     demand : bool
@@ -522,9 +529,12 @@ class PageTable:
         status = self._core.map(starts, npg, pfns, code, pfn is None, flags)
         total = int(npg.sum())
         if status != 0:
+            low = ("; in x86_32, page tables and 4K pages must lie below 4 GiB (32-bit "
+                   "entries)" if self._mode == "x86_32" and self._phys > (1 << 32) else "")
             raise MemoryError(f"physical memory exhausted: mapping {total} "
                               f"{page_size_name(psize)} pages needs more than the "
-                              f"{self.free_frames} free frames allow; nothing was mapped")
+                              f"{self.free_frames} free frames allow{low}; nothing was "
+                              f"mapped")
         return total
 
     def _range_op(self, vaddr, size, op, set_bits=0, clear_bits=0) -> int:
@@ -574,7 +584,10 @@ class PageTable:
         ``op`` is ``"load"``, ``"store"``, ``"ifetch"``, ``"modify"`` or a uint8 array of
         trace op codes (0..3); ``user`` says whether the accesses are user-mode. Faults
         are results, not exceptions (except ``MemoryError`` when demand paging runs out
-        of frames: the accesses before it have taken effect).
+        of frames: the accesses before it have taken effect). ``r.fault`` is 0 for a
+        translation, ``FAULT_PF | error code`` for a page fault (``fault & 0xFFFF`` is the
+        SDM 4.7 code, which may itself be 0) and ``FAULT_OUTSIDE`` for a non-canonical
+        or out-of-width address; below, ``1073741828`` = ``FAULT_PF | FAULT_U``.
 
         >>> import numpy as np
         >>> pt = PageTable("x86_32"); pt.map(0x400000, 0x400000, page_size="4M")

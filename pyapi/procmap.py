@@ -17,13 +17,17 @@ transparent huge pages: a 2 MiB-aligned virtual region whose 512 pages are prese
 512 consecutive frames starting at a 2 MiB-aligned compound head flagged THP is mapped
 as one 2 MiB page. Without it, present pages get frames from the page table's allocator
 and huge pages are *inferred*: in a VMA with ``AnonHugePages = k * 2 MiB``, the first
-``k`` fully present, aligned 2 MiB regions. ``ProcessSnapshot.pfns_are_real`` and
+``k`` fully present, aligned 2 MiB regions (when the frames are real but
+``/proc/kpageflags`` is unreadable, only regions whose 512 frames are consecutive from a
+2 MiB-aligned frame qualify). ``ProcessSnapshot.pfns_are_real`` and
 ``huge_pages_inferred`` say which happened.
 
 Permissions come from the VMA (``w`` -> writable, no ``x`` -> NX), not from the PTE, which
 procfs does not expose: a private page that was never written is read-only in the real
 PTE (copy on write) but writable here. Only present pages are mapped (the kernel keeps
-no valid PTE for the others). The ``[vsyscall]`` page lies in the kernel half and is left
+no valid PTE for the others); pages of ``PROT_NONE`` VMAs are left out even though
+pagemap reports them present, because their PTEs have P=0 (``_PAGE_PROTNONE``) and the
+MMU faults on them (``skipped`` lists them). The ``[vsyscall]`` page lies in the kernel half and is left
 out.
 
 >>> snap = read_process("self")
@@ -190,6 +194,14 @@ def read_process(pid: Union[int, str] = "self", use_pfns: Optional[bool] = None,
             first = v.start >> PAGE_SHIFT
             words = _read_words(fd, first, v.size >> PAGE_SHIFT)
             present = (words & PM_PRESENT) != 0
+            if not (v.read or v.write or v.execute):
+                # PROT_NONE: pagemap reports the pages present (pte_present()), but the
+                # PTE has P=0 (_PAGE_PROTNONE), so the MMU faults on them: map nothing
+                n = int(present.sum())
+                if n:
+                    skipped.append(f"{v.start:#x}-{v.end:#x} {v.path or '[anon]'}: "
+                                   f"PROT_NONE, {n} pages with P=0 left unmapped")
+                continue
             idx = np.flatnonzero(present).astype(np.uint64)
             v.present_vpn = idx + np.uint64(first)
             v.present_pfn = words[present] & PM_PFN_MASK
@@ -206,7 +218,7 @@ def read_process(pid: Union[int, str] = "self", use_pfns: Optional[bool] = None,
             v.present_pfn = np.zeros(len(v.present_vpn), np.uint64)
     inferred = not (real and os.access("/proc/kpageflags", os.R_OK))
     for v in vmas:
-        v.huge_vpn = _huge_regions(v, real and not inferred)
+        v.huge_vpn = _huge_regions(v, real=real, kpageflags=real and not inferred)
     return ProcessSnapshot(pid, vmas, real, inferred, skipped)
 
 
@@ -220,7 +232,12 @@ def _full_aligned_regions(v: Vma) -> np.ndarray:
     return full << np.uint64(HUGE_SHIFT - PAGE_SHIFT)
 
 
-def _huge_regions(v: Vma, kpageflags: bool) -> np.ndarray:
+def _huge_regions(v: Vma, real: bool, kpageflags: bool) -> np.ndarray:
+    """First vpn of each 2 MiB region of ``v`` to map as a 2 MiB page. With real frame
+    numbers (``real``) a region qualifies only if its 512 frames are consecutive and
+    start 2 MiB-aligned, as a huge page's must; ``kpageflags`` then also requires a THP
+    compound head. Without ``kpageflags`` the first ``AnonHugePages / 2 MiB`` of the
+    qualifying regions are taken (an inference)."""
     if v.kernel_page_bytes == 1 << HUGE_SHIFT:       # hugetlbfs: every present region
         return _full_aligned_regions(v)
     if v.anon_huge_bytes == 0 and not kpageflags:
@@ -228,14 +245,16 @@ def _huge_regions(v: Vma, kpageflags: bool) -> np.ndarray:
     cand = _full_aligned_regions(v)
     if not len(cand):
         return cand
+    if real:
+        # the 512 frames must be consecutive and start at a 2 MiB-aligned frame
+        pos = np.searchsorted(v.present_vpn, cand)
+        first_pfn = v.present_pfn[pos]
+        last_pfn = v.present_pfn[pos + PAGES_PER_HUGE - 1]
+        ok = (last_pfn - first_pfn == PAGES_PER_HUGE - 1) & \
+             (first_pfn % PAGES_PER_HUGE == 0)
+        cand, first_pfn = cand[ok], first_pfn[ok]
     if not kpageflags:
         return cand[: v.anon_huge_bytes >> HUGE_SHIFT]
-    # the 512 frames must be consecutive and start at an aligned THP compound head
-    pos = np.searchsorted(v.present_vpn, cand)
-    first_pfn = v.present_pfn[pos]
-    last_pfn = v.present_pfn[pos + PAGES_PER_HUGE - 1]
-    ok = (last_pfn - first_pfn == PAGES_PER_HUGE - 1) & (first_pfn % PAGES_PER_HUGE == 0)
-    cand, first_pfn = cand[ok], first_pfn[ok]
     if not len(cand):
         return cand
     flags = _kpageflags(first_pfn)

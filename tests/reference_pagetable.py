@@ -105,9 +105,10 @@ class Allocator:
         self.rng = XorShift64Star(seed)
         self.allocated = 0
 
-    def alloc(self, size):
+    def alloc(self, size, below=None):
+        """A free unit's first frame, or None; `below`: only frames [0, below)."""
         fr = SIZE_BYTES[size] >> 12
-        nunits = self.nframes // fr
+        nunits = min(self.nframes, below or self.nframes) // fr
         if nunits == 0 or self.nframes - len(self.used) < fr:
             return None
         if self.kind == "sequential":
@@ -154,7 +155,7 @@ class ReferencePageTable:
         self.psc = {}
         for level, (entries, ways, policy) in (psc or {}).items():
             self.psc[level] = (ReferenceTLB(entries, ways, "4K", policy, seed), {})
-        self.cr3 = self.new_table()
+        self.cr3 = self.new_table(low=mode == "pae")
         self.pdpte = [0, 0, 0, 0]
         if mode == "pae":             # the four page directories exist from the start
             for i in range(4):
@@ -169,8 +170,14 @@ class ReferencePageTable:
         assert (pa >> 12) in self.tables
         self.mem[pa] = value
 
-    def new_table(self):
-        pfn = self.alloc.alloc("4K")
+    def frame_limit(self, size):
+        """SDM 4.3: 32-bit entries hold 20-bit frame numbers, so x86_32's tables and 4K
+        pages lie below 4 GiB (4M pages, PSE-36, may not)."""
+        return 1 << 20 if self.m.name == "x86_32" and size == "4K" else None
+
+    def new_table(self, low=False):
+        # low: PAE's root (the PDPT), addressed by the 32-bit CR3 (SDM 4.4.1)
+        pfn = self.alloc.alloc("4K", 1 << 20 if low else self.frame_limit("4K"))
         if pfn is None:
             raise MemoryError("no frame for a page table")
         self.tables.add(pfn)
@@ -238,23 +245,26 @@ class ReferencePageTable:
             used.append((level, pa, rw_ok, us_ok, xd))
             table = m.frame_of(e, level)
             level -= 1
-        for k, upa, r, u, x in used:  # A=1 and PSC fill for valid non-leaf entries
+        for k, upa, r, u, x in used:  # A=1 in valid non-leaf entries (SDM 4.8)
             self.write(upa, self.read(upa) | A)
+        if not outcome:               # access rights, SDM 4.6.1
+            if user:
+                ok = us_ok and (rw_ok or not write) and not (ifetch and xd)
+            else:
+                ok = (rw_ok or not write or not self.wp) and not (ifetch and xd) \
+                    and not (ifetch and self.smep and us_ok) \
+                    and not (self.smap and us_ok and not ifetch)
+            if not ok:
+                outcome = "prot"
+        if outcome:                   # SDM 4.10.4.1: a #PF invalidates the PSC entries
+            for k, (tlb, _) in self.psc.items():     # that would be used for va
+                tlb.invalidate(self._psc_key(va, k), None)
+            return outcome, 0, len(refs), None, refs, level
+        for k, upa, r, u, x in used:  # a translation: fill the PSCs (SDM 4.10.3.1)
             if k in self.psc:
                 tlb, payload = self.psc[k]
                 where = tlb._fill(self._psc_key(va, k), 0, 12, False)
                 payload[where] = (m.frame_of(self.read(upa), k), r, u, x)
-        if outcome:
-            return outcome, 0, len(refs), None, refs, level
-        # access rights, SDM 4.6.1
-        if user:
-            ok = us_ok and (rw_ok or not write) and not (ifetch and xd)
-        else:
-            ok = (rw_ok or not write or not self.wp) and not (ifetch and xd) \
-                and not (ifetch and self.smep and us_ok) \
-                and not (self.smap and us_ok and not ifetch)
-        if not ok:
-            return "prot", 0, len(refs), None, refs, level
         self.write(pa, self.read(pa) | A | (D if write else 0))       # SDM 4.8
         size = m.leaf_sizes[level]
         off = va & (SIZE_BYTES[size] - 1)
@@ -349,7 +359,7 @@ class ReferencePageTable:
         m = self.m
         target = self._leaf_level(size)
         if pfn is None:
-            pfn = self.alloc.alloc(size)
+            pfn = self.alloc.alloc(size, self.frame_limit(size))
             if pfn is None:
                 raise MemoryError("no frame")
         lv, table = m.levels - 1, self.cr3

@@ -191,6 +191,34 @@ def test_map_out_of_memory_changes_nothing():
     assert pt.map(G1, 0x1000) == 1                   # and it still works
 
 
+def test_x86_32_tables_and_4k_frames_stay_below_4g():
+    # a 32-bit PDE or PTE holds a 20-bit frame number and CR3 a 32-bit address (SDM 4.3,
+    # tables 4-4 .. 4-6); PAE's CR3 holds the PDPT's address in bits 31:5 (SDM 4.4.1).
+    # With PSE-36 and more than 4 GiB of memory only 4M pages may lie above 4 GiB
+    vas = np.arange(64, dtype=np.uint64) * np.uint64(M4)
+    for seed in range(4):
+        pt = PageTable("x86_32", maxphyaddr=40, phys_mem="64G", allocator="random",
+                       seed=seed)
+        assert pt.cr3 < 1 << 32
+        assert pt.map(vas, K4) == 64
+        r = walk(pt, vas + np.uint64(0x123))
+        assert (r.fault == 0).all() and (r.paddr < (1 << 32)).all()
+        assert [m.vaddr for m in pt.mappings(merge=False)] == vas.tolist()
+        assert all(pfn < 1 << 20 for pfn in pt.core.pool_pages())
+        d = PageTable("x86_32", maxphyaddr=40, phys_mem="64G", allocator="random",
+                      seed=seed, demand=True)
+        r = walk(d, vas + np.uint64(0x1123))
+        assert (r.fault == 0).all() and (r.paddr < (1 << 32)).all()
+        assert PageTable("pae", phys_mem="64G", allocator="random", seed=seed).cr3 < 1 << 32
+    # 2**20 4K pages and their tables do not fit below 4 GiB (8 GiB of memory or not);
+    # 4M pages are not confined: frames above 4 GiB are used when the low ones are taken
+    pt = PageTable("x86_32", maxphyaddr=40, phys_mem="8G")
+    with pytest.raises(MemoryError, match="below 4 GiB"):
+        pt.map(0, 1 << 32)
+    assert pt.map(0, 1 << 32, page_size="4M") == 1024
+    assert max(m.pfn for m in pt.mappings(merge=False)) >= 1 << 20
+
+
 def test_allocators():
     seq = PageTable("x86_64", phys_mem="64M")
     seq.map(0x1000, 0x3000)
@@ -251,6 +279,38 @@ def test_psc_caches_permissions_and_keeps_stale_entries_until_invalidated():
     assert walk(pt, [0x2000]).fault.tolist() == [0]                 # SDM 4.10.3.3
     pt.invalidate(0x2000)
     assert walk(pt, [0x2000]).fault.tolist() == [FAULT_PF | 1 | 4]
+
+
+def test_a_page_fault_invalidates_the_psc_entries_of_its_address():
+    # SDM 4.10.4.1: "a page-fault exception ... also invalidates all entries in the
+    # paging-structure caches that would be used for that linear address", so a fault
+    # caused by a stale PSC entry does not recur once the walk reads memory again
+    pt = PageTable("x86_64", psc="default")
+    pt.map(0x200000, 0x1000, pfn=0x100)                 # page table T1 (one PTE)
+    pt.map(0x600000, 0x2000, pfn=0x300)                 # page table T3 (two PTEs)
+    assert walk(pt, [0x200000]).refs.tolist() == [4]    # PDE of 0x200000 now cached
+    pde = pt.entry_paddr(0x200000, 1)
+    pt.write_entry(pde, pt.read_entry(pt.entry_paddr(0x600000, 1)))   # PDE -> T3
+    r = walk(pt, [0x200000, 0x201000])                  # stale PDE-cache entry: T1
+    assert r.paddr.tolist()[0] == 0x100000 and r.refs.tolist() == [1, 1]
+    assert r.fault.tolist()[1] == FAULT_PF | 4          # T1 has no PTE 1
+    r = walk(pt, [0x201000])                            # the fault dropped the entry
+    assert r.fault.tolist() == [0] and r.paddr.tolist() == [0x301000]
+    assert r.refs.tolist() == [4]
+    # a fault leaves no PSC entry for its address (nothing filled, the rest dropped)
+    pt = PageTable("x86_64", psc="default")
+    pt.map(0x200000, 0x1000)
+    walk(pt, [0x201000])                                # not present: PTE
+    assert walk(pt, [0x200000]).refs.tolist() == [4]
+    walk(pt, [0x200000], op="store", user=False)        # translated: fills
+    pt.protect(0x200000, 0x1000, writable=False)
+    assert walk(pt, [0x200000], op="store").fault.tolist() == [FAULT_PF | 7]
+    assert walk(pt, [0x200000]).refs.tolist() == [4]    # protection fault dropped it too
+    # demand paging: the fault's retry walk starts at the root
+    pt = PageTable("x86_64", psc="default", demand=True)
+    pt.map(0x200000, 0x1000)
+    walk(pt, [0x200000])
+    assert walk(pt, [0x201000]).refs.tolist() == [1 + 4]
 
 
 def test_pae_and_x86_32_have_a_pde_cache_only():

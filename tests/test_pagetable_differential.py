@@ -288,3 +288,31 @@ def test_reserved_bit_helper_is_the_sdm_mask():
     assert bits(51, 40) == 0x000FFF0000000000
     assert bits(21, 13) == 0x3FE000
     assert bits(3, 4) == 0
+
+
+@pytest.mark.parametrize("mode,seed", [("x86_32", 1), ("x86_32", 2), ("pae", 1), ("pae", 2)])
+def test_more_than_4g_of_memory_matches_reference(mode, seed):
+    """x86_32 (PSE-36) and PAE with 64 GiB: 32-bit entries and CR3 only reach frames below
+    4 GiB, so x86_32's tables and 4K pages and PAE's root come from there (SDM 4.3,
+    4.4.1); both models place every frame alike and every page translates."""
+    cfg = dict(mode=mode, maxphy=40 if mode == "x86_32" else 36, nframes=1 << 24,
+               allocator="random", seed=seed, nx=mode != "x86_32", wp=True, smep=False,
+               smap=False, demand=True, huge="thp", psc={1: (4, 2, "lru")})
+    pt, ref = build(cfg)
+    big = "4M" if mode == "x86_32" else "2M"
+    step = 1 << (22 if mode == "x86_32" else 21)
+    for i in range(6):
+        assert pt.map(i * 4 * step, 0x3000) == 3
+        assert ref.map(i * 4 * step, 0x3000)
+        assert pt.map((i * 4 + 2) * step, step, page_size=big) == 1
+        assert ref.map((i * 4 + 2) * step, step, big)
+    rng = np.random.default_rng(seed)
+    vas = [int(x) for x in rng.integers(0, 1 << 31, 200)]
+    ops = [OPS[int(i)] for i in rng.integers(0, 4, 200)]
+    assert run_walk(pt, ref, vas, ops, True)
+    compare_state(pt, ref, cfg["psc"])
+    r = pt.walk(np.array(vas, dtype=np.uint64))
+    assert (r.fault == 0).all()
+    if mode == "x86_32":
+        assert all(m.pfn < 1 << 20 for m in pt.mappings(merge=False) if m.page_size == 4096)
+    assert pt.cr3 < 1 << 32 and max(pt.core.pool_pages()) < 1 << (20 if mode == "x86_32" else 24)

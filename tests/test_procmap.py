@@ -86,6 +86,26 @@ def test_permissions_come_from_the_vma():
     ro.close()
 
 
+def test_prot_none_pages_are_not_mapped():
+    # Linux keeps a PROT_NONE page's PTE with P=0 (_PAGE_PROTNONE), so the hardware walk
+    # faults; pagemap still reports the page present, which must not make it readable
+    import ctypes
+    m = _anon(8 * 4096)
+    va = _address(m)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(va, 8 * 4096, 0) == 0            # PROT_NONE
+    for use_pfns in (None, False):
+        pt, snap = snapshot_page_table("self", use_pfns=use_pfns, phys_mem="64G")
+        vma = next(v for v in snap.vmas if v.start <= va < v.end)
+        assert not (vma.read or vma.write or vma.execute)
+        r = pt.walk(np.arange(va, va + 8 * 4096, 4096, dtype=np.uint64), op="load")
+        assert (r.fault == (1 << 30) | 4).all()          # FAULT_PF | user, not present
+        assert any("PROT_NONE" in s for s in snap.skipped)
+    libc.mprotect(va, 8 * 4096, mmap.PROT_READ | mmap.PROT_WRITE)
+    m.close()
+
+
 def _address_ro(m):
     """Start address of a read-only anonymous mapping, from /proc/self/maps (ctypes
     cannot take a buffer of a read-only mmap). Several may match: take the newest."""
@@ -129,6 +149,28 @@ def test_transparent_huge_pages_become_2m_mappings():
             assert ((r.paddr - np.uint64(0x1234)) >> np.uint64(12)
                     == vma.present_pfn[pos]).all()
     del keep
+
+
+def test_inferred_huge_pages_with_real_frames_need_consecutive_aligned_frames():
+    # root without a readable /proc/kpageflags: real frames, inferred huge pages. The
+    # first fully present 2M region is 4K pages on scattered frames; only the two
+    # regions behind it are huge pages (AnonHugePages = 4M)
+    from pyapi import procmap
+    from pyapi.pagetable import PageTable
+    base = 0x40000000
+    vpn = np.arange(base >> 12, (base >> 12) + 3 * 512, dtype=np.uint64)
+    pfn = np.concatenate([np.arange(512, dtype=np.uint64) * np.uint64(3) + np.uint64(7),
+                          np.arange(0x10000, 0x10000 + 1024, dtype=np.uint64)])
+    vma = procmap.Vma(base, base + (6 << 20), True, True, False, False, 0, "",
+                      anon_huge_bytes=4 << 20, present_vpn=vpn, present_pfn=pfn)
+    vma.huge_vpn = procmap._huge_regions(vma, real=True, kpageflags=False)
+    assert (vma.huge_vpn << np.uint64(12)).tolist() == [base + (2 << 20), base + (4 << 20)]
+    snap = procmap.ProcessSnapshot("synthetic", [vma], True, True, [])
+    pt = PageTable("x86_64", phys_mem="1G")
+    procmap._map_snapshot(pt, snap)                 # a misaligned 2M pfn raised here
+    r = pt.walk(vpn << np.uint64(12))
+    assert (r.fault == 0).all() and ((r.paddr >> np.uint64(12)) == pfn).all()
+    assert r.page_size.tolist() == [4096] * 512 + [2 << 20] * 1024
 
 
 def test_unknown_process_is_a_clear_error():
