@@ -16,7 +16,10 @@ their page still mapped; each copy also touches the task's 16-page user buffer t
 * ``2 procs/CPU``: two processes per CPU taking turns in 64-copy time slices.
 
 "TLB misses caused" = TLB misses of the run minus those of the same trace on a global
-pool too large to ever wrap (no kmap flush at all; every other miss is the same).
+pool too large to ever wrap (no kmap flush at all). For the global pool that difference
+is the cost of its flushes; for the per-task pool it also holds misses that are not
+flush costs (its non-global window entries die at every CR3 write, and its addresses
+fall in other TLB sets). docs/kmap.md defines it the same way.
 """
 import argparse
 import sys

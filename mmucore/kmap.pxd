@@ -38,7 +38,7 @@ cdef enum KmapBug:
     KBUG_COUNT_ZERO = 2             # kunmap_high: pkmap_count would reach 0
     KBUG_ATOMIC_BUSY = 3            # kmap_atomic: the (cpu, type) fixmap PTE is not empty
     KBUG_ATOMIC_UNMAPPED = 4        # kunmap_atomic: the (cpu, type) slot does not map the page
-    KBUG_LOCAL_OVERFLOW = 5         # kmap_local: idx >= KM_MAX_IDX
+    KBUG_LOCAL_OVERFLOW = 5         # kmap_local: idx >= KM_MAX_IDX after the push (15 live max)
     KBUG_LOCAL_LIFO = 6             # kunmap_local: not the most recent mapping
     KBUG_LOCAL_EMPTY = 7            # kunmap_local: the task holds no local kmap
     KBUG_MIGRATE = 8                # a task with live kmap_local entries runs on another CPU
@@ -238,7 +238,9 @@ cdef int kmap_op(KmapState* s, uint8_t op, uint64_t addr, uint16_t arg, uint16_t
 # deferred, until no wake-up is pending. Returns KOP_DONE or KOP_BUG.
 cdef int kmap_settle(KmapState* s) except -1 nogil
 # The batch loop: n ops, one call. size/cpu/task may be NULL (0, 0 and "task = cpu").
-# `base` is the index of op 0 in the whole trace. Returns KOP_DONE or KOP_BUG.
+# `base` is the index of op 0 in the whole trace. Returns KOP_DONE or KOP_BUG; -1 with
+# ValueError for a cpu >= ncpus (before any op runs) or, in kmap_op too, a typed km_type
+# >= KM_TYPE_NR.
 cdef int kmap_run(KmapState* s, const uint64_t* addr, const uint8_t* op,
                   const uint16_t* size, const uint16_t* cpu, const uint32_t* task,
                   intp_t n, int64_t base) except -1 nogil

@@ -434,11 +434,15 @@ cdef inline void _set_bug(KmapState* s, int32_t bug, pfn_t pfn, int64_t value) n
 
 cdef inline int _kunmap_high(KmapState* s, pfn_t pfn) noexcept nogil:
     cdef intp_t slot = _page_address(s, pfn)
-    cdef int32_t n
     if slot < 0:
         _set_bug(s, KBUG_KUNMAP_UNMAPPED, pfn, 0)
         return KOP_BUG
-    n = s.pkmap_count[slot] - 1
+    return _kunmap_slot(s, pfn, slot)
+
+
+cdef inline int _kunmap_slot(KmapState* s, pfn_t pfn, intp_t slot) noexcept nogil:
+    """kunmap_high once page_address() found the page in `slot`."""
+    cdef int32_t n = s.pkmap_count[slot] - 1
     if n == 0:
         _set_bug(s, KBUG_COUNT_ZERO, pfn, slot)
         return KOP_BUG
@@ -738,10 +742,20 @@ cdef inline int _task_kunmap(KmapState* s, int32_t ti, pfn_t pfn) except -1 nogi
         return _kunmap_high(s, pfn)             # it was a fallback to the global pool
     n = w.count[slot] - 1
     if n == 0:
-        _set_bug(s, KBUG_COUNT_ZERO, pfn, slot)
-        return KOP_BUG
+        return _task_kunmap_idle(s, pfn, slot)
     w.count[slot] = n
     return KOP_DONE
+
+
+cdef int _task_kunmap_idle(KmapState* s, pfn_t pfn, intp_t slot) noexcept nogil:
+    """A per-task kunmap whose window slot has no user left: the reference being dropped
+    is one the task took through the global pool while its window was full (the page
+    entered the window later), if the global pool has the page; else COUNT_ZERO."""
+    cdef intp_t g = _page_address(s, pfn)
+    if g >= 0:
+        return _kunmap_slot(s, pfn, g)
+    _set_bug(s, KBUG_COUNT_ZERO, pfn, slot)
+    return KOP_BUG
 
 
 # ------------------------------------------------------------------- atomic / local
@@ -760,8 +774,10 @@ cdef int _kmap_atomic(KmapState* s, intp_t cpu, int32_t ti, pfn_t pfn, uint16_t 
             _invlpg(s, cpu, va)
     else:
         t = &s.tasks[ti]
-        if t.lidx >= s.km_type_nr:
-            _set_bug(s, KBUG_LOCAL_OVERFLOW, pfn, t.lidx)
+        # 6.x kmap_local_idx_push: idx += KM_INCR; BUG_ON(idx >= KM_MAX_IDX) tests the
+        # index *after* the increment, so a task holds at most KM_MAX_IDX - 1 local maps
+        if t.lidx + 1 >= s.km_type_nr:
+            _set_bug(s, KBUG_LOCAL_OVERFLOW, pfn, t.lidx + 1)
             return KOP_BUG
         t.lpfn[t.lidx] = pfn
         t.latomic[t.lidx] = arg & 1
@@ -801,6 +817,17 @@ cdef int _kunmap_atomic(KmapState* s, intp_t cpu, int32_t ti, pfn_t pfn, uint16_
 
 
 # ------------------------------------------------------------------- one op
+cdef int _bad_op(KmapState* s, uint8_t op, uint16_t arg, uint16_t cpu,
+                 int64_t index) except -1 nogil:
+    """The engine's cheap re-check of what pyapi validates (a CPU index or a typed
+    km_type outside the arrays it indexes): ValueError, never an out-of-bounds access."""
+    with gil:
+        if cpu >= s.ncpus:
+            raise ValueError(f"op {index}: cpu {cpu} is not online (cpus={s.ncpus})")
+        raise ValueError(f"op {index}: km_type {arg} >= KM_TYPE_NR={s.km_type_nr} (the "
+                         f"size column of an atomic op is its km_type)")
+
+
 cdef int kmap_op(KmapState* s, uint8_t op, uint64_t addr, uint16_t arg, uint16_t cpu,
                  uint32_t task, int64_t index) except -1 nogil:
     return _op(s, op, addr, arg, cpu, task, index)
@@ -811,6 +838,9 @@ cdef inline int _op(KmapState* s, uint8_t op, uint64_t addr, uint16_t arg, uint1
     cdef int32_t ti
     cdef KTask* t
     cdef int r = KOP_DONE
+    if cpu >= s.ncpus or ((op == OP_KMAP_ATOMIC or op == OP_KUNMAP_ATOMIC)
+                          and s.atomic_mode == ATOMIC_TYPED and arg >= s.km_type_nr):
+        _bad_op(s, op, arg, cpu, index)
     if s.cur_id[cpu] == task:
         ti = s.cur[cpu]
     else:
@@ -952,6 +982,16 @@ ctypedef fused PoolKind:
 cdef int kmap_run(KmapState* s, const uint64_t* addr, const uint8_t* op,
                   const uint16_t* size, const uint16_t* cpu, const uint32_t* task,
                   intp_t n, int64_t base) except -1 nogil:
+    cdef intp_t i
+    cdef uint16_t top = 0
+    if cpu != NULL:                             # never index past the per-CPU arrays:
+        for i in range(n):                      # one vectorisable pass, then no check
+            if cpu[i] > top:                    # in the loop
+                top = cpu[i]
+        if top >= s.ncpus:
+            for i in range(n):
+                if cpu[i] >= s.ncpus:
+                    _bad_op(s, op[i], 0, cpu[i], base + i)
     # one loop per pool kind: the global pool's loop carries no per-task code
     if s.per_task:
         return _run(s, addr, op, size, cpu, task, n, base, <_PerTask*>NULL)

@@ -32,7 +32,11 @@ from pyapi.ops import Op
 __all__ = ["page_cache", "pte_highmem", "bounce_io"]
 
 _USER_BASE = 0x08048000          # the i386 ELF text start: user buffers live above it
-_KM_BOUNCE_READ, _KM_USER0, _KM_PTE0 = 0, 3, 6    # 2.4.15 / 2.5.13 km_type values
+_KM_BOUNCE_READ, _KM_USER0 = 0, 3                 # the same in 2.4.15, 2.5.13, 2.6.12
+#: KM_PTE0 by version: 2.5.13 (BOUNCE_READ, SKB_DATA, SKB_DATA_SOFTIRQ, USER0, USER1,
+#: BIO_IRQ, PTE0) and 2.6.12 (... USER1, BIO_SRC_IRQ, BIO_DST_IRQ, PTE0; include/asm-i386/
+#: kmap_types.h at 1da177e4); 2.4 has no KM_PTE0 (specs/kmap.md 3.2).
+_KM_PTE0 = {"2.5.13": 6, "2.6.12": 7}
 
 
 def _check(n, tasks, cpus, slice_steps):
@@ -161,10 +165,11 @@ def pte_highmem(n, tasks=4, cpus=1, pte_pages=64, data_pages=4096, atomic=False,
     op = np.tile(np.array([Op.SWITCH, Op.KMAP, kmap_pte, kunmap_pte, Op.KUNMAP], np.uint8), (n, 1))
     size = np.zeros((n, L), np.uint16)
     if atomic:
-        size[:, 2:4] = _KM_PTE0 if spec.atomic == "typed" else 1
-        if spec.atomic == "typed" and _KM_PTE0 >= spec.km_type_nr:
+        pte0 = _KM_PTE0.get(spec.name)
+        if spec.atomic == "typed" and (pte0 is None or pte0 >= spec.km_type_nr):
             raise ValueError(f"kernel {spec.name} has no KM_PTE0 slot (KM_TYPE_NR="
                              f"{spec.km_type_nr}); use 2.5.13 or later")
+        size[:, 2:4] = pte0 if spec.atomic == "typed" else 1
     keep = np.ones((n, L), bool)
     keep[:, 0] = new_slice
     cols = _assemble(dict(addr=addr, op=op, size=size, cpu=np.repeat(cpu[:, None], L, 1),
@@ -180,8 +185,8 @@ def bounce_io(n_requests, pages_per_request=8, cpus=1, read_fraction=0.5, data_p
     lowmem bounce buffers. A write copies each page at submission
     (``kmap_atomic(page, KM_USER0)``, the bounce page is lowmem: ``kmap`` bypasses the
     pool); a read copies each page back at completion, in interrupt context, with
-    ``kmap_atomic(page, KM_BOUNCE_READ)``. Requests complete on a random CPU; each
-    request is one task (the submitter).
+    ``kmap_atomic(page, KM_BOUNCE_READ)``. Each request runs on a random CPU, and its
+    copies are issued by the task of that CPU (task = cpu: no context switches).
     """
     _check(n_requests, 1, cpus, 1)
     spec = _kernel(kernel)

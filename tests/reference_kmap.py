@@ -230,8 +230,9 @@ class ReferenceKmap:
         self.count[slot] += 1
         self.tlb_use(cpu, self.pkmap_base + (slot << 12), True)
 
-    def kunmap_high(self, pfn):
-        slot = self.page_address(pfn)
+    def kunmap_high(self, pfn, slot=None):
+        if slot is None:
+            slot = self.page_address(pfn)
         if slot is None:
             raise Bug("KUNMAP_UNMAPPED", pfn, 0)
         if self.count[slot] - 1 == 0:
@@ -363,6 +364,11 @@ class ReferenceKmap:
         if slot is None:
             return self.kunmap_high(pfn)
         if w.count[slot] - 1 == 0:
+            # no user in the window: drop the task's global-pool reference (taken while
+            # the window was full), if the global pool has the page
+            g = self.page_address(pfn)
+            if g is not None:
+                return self.kunmap_high(pfn, g)
             raise Bug("COUNT_ZERO", pfn, slot)
         w.count[slot] -= 1
 
@@ -377,8 +383,9 @@ class ReferenceKmap:
             if self.flush_on_map:
                 self.invlpg(cpu, va)
         else:
-            if len(t.local) >= self.km:
-                raise Bug("LOCAL_OVERFLOW", pfn, len(t.local))
+            # kmap_local_idx_push (6.x): idx += 1; BUG_ON(idx >= KM_MAX_IDX)
+            if len(t.local) + 1 >= self.km:
+                raise Bug("LOCAL_OVERFLOW", pfn, len(t.local) + 1)
             va = self.fix(len(t.local) + KM_STACK_MAX * cpu)
             t.local.append((pfn, arg & 1))
         self.c["atomic_maps"] += 1

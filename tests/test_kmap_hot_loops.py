@@ -6,9 +6,10 @@ they raise MemoryError/ValueError (each under `with gil`, on its error branch on
 """
 from cython_c import PY_API, dirty, function_bodies, translate
 
-# the kernels that allocate: they may raise (MemoryError/ValueError) on their error path
+# the kernels that allocate, or reject a CPU / km_type outside the engine's arrays
+# (_bad_op): they may raise (MemoryError/ValueError) on their error path
 ALLOCATING = {"kmap_init", "_pt_grow", "_grow", "_task_index", "_defer", "_sleep",
-              "_window_new", "_reserve_bucket"}
+              "_window_new", "_reserve_bucket", "_bad_op"}
 # the kernels that must exist and be clean (the hot loop and everything it inlines)
 HOT = {"kmap_run", "_run[__pyx_fuse_0]", "_run[__pyx_fuse_1]", "_op", "kmap_op", "kmap_settle",
        "_map_new_virtual", "_kmap_miss", "_task_kmap_miss", "_requeue",

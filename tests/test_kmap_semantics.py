@@ -63,10 +63,28 @@ def test_bug_names_the_op_and_keeps_the_counters(kernel, code, rows, index):
 
 
 def test_local_overflow():
-    pool = KmapPool(kernel="6.x", km_type_nr=2)
+    pool = KmapPool(kernel="6.x", km_type_nr=3)
     with pytest.raises(KmapBugError, match="op 2 .*KM_MAX_IDX") as e:
         pool.run(trace((KA, H + 1), (KA, H + 2), (KA, H + 3)))
     assert e.value.code == "LOCAL_OVERFLOW" and pool.stats.atomic_maps == 2
+
+
+def test_local_stack_holds_km_max_idx_minus_one():
+    """6.x kmap_local_idx_push: ``idx += KM_INCR; BUG_ON(idx >= KM_MAX_IDX)`` checks the
+    index after the increment: with KM_MAX_IDX 16 the 15th local map is the last one,
+    the 16th is the BUG (mm/highmem.c, 6.x)."""
+    pool = KmapPool(kernel="6.x")
+    rows = [(KA, H + i) for i in range(16)]
+    pool.run(trace(*rows[:15]))
+    assert len(pool.state()["tasks"][0]["local"]) == 15
+    with pytest.raises(KmapBugError) as e:
+        pool.run(trace(rows[15]))
+    assert e.value.code == "LOCAL_OVERFLOW" and e.value.index == 15
+    assert pool.stats.atomic_maps == 15
+    ref = reference_like(pool)
+    tr = trace(*rows)
+    assert ref.run(tr["addr"], tr["op"], tr["size"], tr["cpu"], tr["task"]) == 5
+    assert ref.bug[1] == 15 and ref.c["atomic_maps"] == 15
 
 
 def test_bug_in_a_later_chunk_counts_the_whole_trace():
@@ -225,6 +243,28 @@ def test_full_window_and_cross_task_use_the_global_pool():
     check_reference(pool, tr)
 
 
+def test_nested_kmap_across_a_full_window_releases_both_references():
+    """A page kmapped through the global pool while the task's window was full, then
+    kmapped again once it fits in the window (a nested kmap of the same page): its two
+    kunmaps drop the window reference and then the global one (no false COUNT_ZERO,
+    no leaked pkmap slot)."""
+    A, B, P = H + 1, H + 2, H + 3
+    pool = PerTaskKmapPool(window_slots=2, slots=8)
+    tr = trace((K, A), (K, B), (K, P),                    # P: window full -> global pool
+               (U, A),                                    # a window slot goes idle
+               (K, P),                                    # P again: now in the window
+               (U, P), (U, P), (U, B))
+    s = pool.run(tr)
+    assert s.task_fallbacks == 1 and s.kunmaps == 4
+    st_ = pool.state()
+    assert st_["pkmap_count"][st_["slot_pfn"].tolist().index(P)] == 1   # no user left
+    assert st_["windows"][0]["count"] == [1, 1]
+    check_reference(pool, tr)
+    with pytest.raises(KmapBugError) as e:                # a third kunmap is a BUG
+        pool.run(trace((U, P)))
+    assert e.value.code == "COUNT_ZERO"
+
+
 def test_window_entries_are_non_global():
     """Window entries go with a CR3 reload; pkmap entries (global) stay."""
     pool = PerTaskKmapPool(window_slots=4, tlb=dict(entries=16, ways=4))
@@ -259,6 +299,20 @@ def test_tlb_list_of_pyapi_tlbs():
         KmapPool(cpus=3, tlb=tlbs)
     with pytest.raises(ValueError, match="4K"):
         KmapPool(cpus=1, tlb=[TLB(entries=8, page_size="2M")])
+
+
+@pytest.mark.parametrize("rows,match", [
+    ([(KA, H, 5, 0, 0), (KA, H + 1, 0, 1, 1)], "op 0: km_type 5 >= KM_TYPE_NR=5"),
+    ([(K, H, 0, 0, 0), (K, H + 1, 0, 2, 2)], "op 1: cpu 2 is not online"),
+])
+def test_the_engine_rechecks_cpu_and_km_type_without_check_input(rows, match):
+    """check_input=False skips pyapi's checks; the engine still refuses a km_type or a
+    CPU outside the arrays it indexes (a km_type of 5 with KM_TYPE_NR 5 used to land in
+    CPU 1's KM_BOUNCE_READ slot and report a false ATOMIC_BUSY at op 1)."""
+    pool = KmapPool(kernel="2.4.18", cpus=2)
+    with pytest.raises(ValueError, match=match):
+        pool.run(trace(*rows), check_input=False)
+    assert pool.state()["atomic"] == {}
 
 
 # ------------------------------------------------------------------------ validation

@@ -63,6 +63,15 @@ def test_pte_highmem(atomic, kernel):
         assert s.kmaps == 6000 and s.hits > 0          # hot page tables stay mapped
 
 
+@pytest.mark.parametrize("kernel,km_pte0", [("2.5.13", 6), ("2.6.12", 7)])
+def test_pte_highmem_uses_the_versions_km_pte0(kernel, km_pte0):
+    """KM_PTE0 is 6 in 2.5.13 but 7 in 2.6.12, where KM_BIO_IRQ became KM_BIO_SRC_IRQ
+    and KM_BIO_DST_IRQ (include/asm-i386/kmap_types.h, specs/kmap.md 3.2)."""
+    t = pte_highmem(200, tasks=2, atomic=True, kernel=kernel, seed=1)
+    atomic = (t.op == Op.KMAP_ATOMIC) | (t.op == Op.KUNMAP_ATOMIC)
+    assert atomic.sum() == 400 and set(t.size[atomic].tolist()) == {km_pte0}
+
+
 def test_pte_highmem_needs_a_pte_slot():
     with pytest.raises(ValueError, match="KM_PTE0"):
         pte_highmem(10, atomic=True, kernel="2.4.18")
