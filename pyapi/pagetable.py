@@ -653,6 +653,24 @@ class PageTable:
         """The raw entry at a physical address (0 outside page-table pages)."""
         return self._core.read_entry(int(paddr))
 
+    def table_pages(self) -> dict:
+        """Every page-table page of the simulated physical memory: ``{physical address:
+        array of its entries}`` (copies; 1024 uint32 entries per page in ``x86_32``, 512
+        uint64 in the other modes), for inspection and for memory models that need the
+        tables' contents.
+
+        >>> pt = PageTable("x86_32")
+        >>> _ = pt.map(0x400000, 0x1000, pfn=0x1234)
+        >>> pages = pt.table_pages()
+        >>> len(pages), pages[pt.cr3].dtype.name, len(pages[pt.cr3])   # page directory + 1 page table
+        (2, 'uint32', 1024)
+        >>> int(pages[pt.cr3][1]) & ~0xFFF in pages        # PDE 1 points at the page table
+        True
+        """
+        dtype = np.uint32 if self._mode == "x86_32" else np.uint64
+        return {pfn << 12: words.view(dtype) for pfn, words in
+                sorted(self._core.pool_pages().items())}
+
     def write_entry(self, paddr: int, value: int) -> None:
         """Store a raw entry in a page-table page (no PSC invalidation: call
         ``invalidate``/``flush_psc`` as software would; PAE PDPTEs need ``load_cr3``)."""

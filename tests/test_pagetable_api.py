@@ -352,3 +352,19 @@ def test_translate_raises_on_faults():
     assert pt.translate(np.array([0x1010], dtype=np.uint64)).tolist() == [0x9010]
     with pytest.raises(ValueError, match=r"vaddrs\[1\] = 0x2000 faults"):
         pt.translate(np.array([0x1010, 0x2000], dtype=np.uint64))
+
+
+@pytest.mark.parametrize("mode", ["x86_32", "pae", "x86_64", "la57"])
+def test_table_pages_hold_what_read_entry_reads(mode):
+    pt = PageTable(mode)
+    pt.map(0x400000, 0x3000, pfn=0x1234)
+    pages = pt.table_pages()
+    levels = {"x86_32": 2, "pae": 2 + 4, "x86_64": 4, "la57": 5}[mode]   # pae: PDPT + 4 PDs + PT
+    assert len(pages) == levels and pt.cr3 in pages
+    for pa, words in pages.items():
+        assert len(words) * words.itemsize == 4096
+        for i in np.flatnonzero(words).tolist() + [0, len(words) - 1]:
+            assert int(words[i]) == pt.read_entry(pa + i * words.itemsize)
+    # copies: changing them changes nothing
+    next(iter(pages.values()))[:] = 0
+    assert pt.walk(np.array([0x401000], np.uint64)).fault[0] == 0
