@@ -222,7 +222,6 @@ class ReferencePageTable:
                 break
             tlb.stats.misses += 1
             self.stats["psc_misses"][k] += 1
-        start = level
         used, refs = [], []           # (level, address, rw, us, xd) of valid non-leaf entries
         outcome = None
         while True:

@@ -92,6 +92,13 @@ def test_pagetable_layout_and_fault_bits_are_pinned():
     assert pagetable.FAULT_OUTSIDE == 0x80000000
 
 
+def test_parse_and_kmap_abi_versions():
+    import mmucore.kmap as kmap
+    import mmucore.parse as parse
+    assert parse.ABI_VERSION == 1
+    assert kmap.ABI_VERSION == 1
+
+
 def test_build_kind_is_visible():
     import mmucore._types as types
     assert isinstance(types.DEBUG, bool)

@@ -301,21 +301,3 @@ def test_every_workload_documents_footprint_mix_and_an_example():
         doc = cls.__doc__
         assert "ootprint" in doc and ">>>" in doc, cls.__name__
         assert any(word in doc for word in ("loads", "load ", "modif", "stores")), cls.__name__
-
-
-def test_stub_matches_the_compiled_module():
-    import ast
-    import pathlib
-    stub = pathlib.Path(gen.__file__).with_name("gen.pyi")
-    names = set()
-    for node in ast.parse(stub.read_text()).body:
-        if isinstance(node, ast.AnnAssign):
-            names.add(node.target.id)
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-            for item in getattr(node, "body", []):
-                if isinstance(item, ast.FunctionDef) and not item.name.startswith("__"):
-                    assert hasattr(getattr(gen, node.name), item.name), item.name
-    assert all(hasattr(gen, n) for n in names)
-    public = {n for n in vars(gen) if not n.startswith("_") and n not in ("np", "numpy")}
-    assert public <= names, sorted(public - names)
