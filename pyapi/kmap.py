@@ -118,7 +118,8 @@ class KmapStats:
     ``task_cursor_steps``, ``task_wraps``, ``task_reclaimed``, ``task_flushes`` (local
     flushes), ``task_shootdowns`` and ``task_ipis``, ``task_fallbacks`` (window full: global
     pool), ``cross_task`` (cross-task kmaps: global pool).
-    TLB (with ``tlb=``): ``kmap_tlb_accesses``, ``kmap_tlb_misses``, ``user_tlb_misses``,
+    TLB: ``kmap_tlb_accesses`` (kmapped addresses handed out and accessed: counted with or
+    without a TLB), and with ``tlb=`` ``kmap_tlb_misses``, ``user_tlb_misses``,
     ``tlb_entries_flushed``; ``tlb_misses`` is their sum of misses.
     ``asleep``: tasks still asleep; ``pending``: ops not run because of them.
 
