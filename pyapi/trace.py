@@ -6,17 +6,20 @@ block by block and yields chunks of exactly ``n`` accesses (the last one shorter
 
 Formats (``docs/traces.md`` gives each one's layout and source):
 
-========== ==================================================================== =========
-name        what                                                                  columns
-========== ==================================================================== =========
-native      folder of ``.npy`` columns + ``meta.json`` (memory-mapped)           all
-raw         little-endian uint64 addresses (``.bin``, ``.raw``)                  addr
-lackey      Valgrind ``--tool=lackey --trace-mem=yes`` text                      addr op size
-din         Dinero IV classic din text (``label address``)                       addr op size
-xdin        Dinero IV extended din text (``r|w|i|m|c|v address size``)           addr op size
-pinatrace   Pin ``pinatrace.out`` text (``ip: R|W ea``, ``#eof``)                addr op size
-champsim    ChampSim binary, 64-byte ``input_instr`` records                     addr op
-========== ==================================================================== =========
+=================== ============================================================ =========
+name                what                                                         columns
+=================== ============================================================ =========
+native              folder of ``.npy`` columns + ``meta.json`` (memory-mapped)   all
+raw                 little-endian uint64 addresses (``.bin``, ``.raw``)          addr
+lackey              Valgrind ``--tool=lackey --trace-mem=yes`` text              addr op size
+din                 Dinero IV classic din text (``label address``)               addr op size
+xdin                Dinero IV extended din text (``r|w|i|m|c|v address size``)   addr op size
+pinatrace           Pin ``pinatrace.out`` text (``ip: R|W ea``, ``#eof``)        addr op size
+champsim            ChampSim binary, 64-byte ``input_instr`` records             addr op
+champsim-cloudsuite ChampSim binary, 96-byte ``cloudsuite_instr`` records        addr op task
+                    (ChampSim's ``-c``; ``.cloudsuite``, or "cloudsuite" in the
+                    name of a ChampSim-named or binary file)
+=================== ============================================================ =========
 
 Text and binary files may be compressed: ``.gz``, ``.bz2``, ``.xz``/``.lzma`` (standard
 library) and ``.zst`` (``pip install "mmucore[zstd]"``) are decompressed as streams.
@@ -61,12 +64,14 @@ from pyapi.chunk import COLUMN_DTYPES, TraceChunk
 from pyapi.ops import Op
 
 __all__ = ["Trace", "TraceFormatError", "as_trace", "detect_format", "bundled_traces",
-           "open_bundled", "FORMATS",
-           "CHAMPSIM_DTYPE", "NATIVE_FORMAT", "NATIVE_VERSION", "DEFAULT_CHUNK"]
+           "open_bundled", "FORMATS", "CHAMPSIM_DTYPE", "CLOUDSUITE_DTYPE",
+           "NATIVE_FORMAT", "NATIVE_VERSION", "DEFAULT_CHUNK"]
 
 #: Names accepted by ``Trace.open(path, format=...)``.
-FORMATS = ("native", "raw", "lackey", "din", "xdin", "pinatrace", "champsim")
+FORMATS = ("native", "raw", "lackey", "din", "xdin", "pinatrace", "champsim",
+           "champsim-cloudsuite")
 TEXT_FORMATS = ("lackey", "din", "xdin", "pinatrace")
+BINARY_FORMATS = ("raw", "champsim", "champsim-cloudsuite")
 
 #: Default number of accesses per chunk.
 DEFAULT_CHUNK = 1 << 20
@@ -90,6 +95,25 @@ CHAMPSIM_DTYPE = np.dtype([
 ])
 assert CHAMPSIM_DTYPE.itemsize == 64
 
+#: One ChampSim ``cloudsuite_instr`` record (the ``-c`` option; same header file:
+#: ``unsigned long long ip; unsigned char is_branch, branch_taken,
+#: destination_registers[4], source_registers[4]; unsigned long long
+#: destination_memory[4], source_memory[4]; unsigned char asid[2];``). x86-64
+#: alignment puts 6 padding bytes before ``destination_memory`` (offset 24) and 6 after
+#: ``asid`` (the struct is 8-aligned): 96 bytes.
+CLOUDSUITE_DTYPE = np.dtype({
+    "names": ["ip", "is_branch", "branch_taken", "destination_registers",
+              "source_registers", "destination_memory", "source_memory", "asid"],
+    "formats": ["<u8", "u1", "u1", ("u1", (4,)), ("u1", (4,)), ("<u8", (4,)), ("<u8", (4,)),
+                ("u1", (2,))],
+    "offsets": [0, 8, 9, 10, 14, 24, 56, 88],
+    "itemsize": 96,
+})
+assert CLOUDSUITE_DTYPE.itemsize == 96
+
+# Record dtype of each record-based binary format.
+_RECORD_DTYPES = {"champsim": CHAMPSIM_DTYPE, "champsim-cloudsuite": CLOUDSUITE_DTYPE}
+
 _READ_BLOCK = 4 << 20          # bytes read from a (decompressed) stream at a time
 _PIECE = 1 << 20               # accesses parsed into one set of output arrays
 _MAX_LINE = 1 << 20            # a text line longer than this is an error
@@ -106,10 +130,12 @@ _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"),
           (b"\x28\xb5\x2f\xfd", "zstd"))
 _SUFFIX_FORMATS = {".lackey": "lackey", ".din": "din", ".xdin": "xdin",
                    ".pinatrace": "pinatrace", ".bin": "raw", ".raw": "raw",
-                   ".champsim": "champsim", ".champsimtrace": "champsim"}
+                   ".champsim": "champsim", ".champsimtrace": "champsim",
+                   ".cloudsuite": "champsim-cloudsuite"}
 _FORMAT_COLUMNS = {"raw": ("addr",), "lackey": ("addr", "op", "size"),
                    "din": ("addr", "op", "size"), "xdin": ("addr", "op", "size"),
-                   "pinatrace": ("addr", "op", "size"), "champsim": ("addr", "op")}
+                   "pinatrace": ("addr", "op", "size"), "champsim": ("addr", "op"),
+                   "champsim-cloudsuite": ("addr", "op", "task")}
 
 # Content sniffing: one regex per text format, tried on the first non-blank lines.
 _HEXNUM = rb"(?:0[xX])?[0-9a-fA-F]+"
@@ -129,6 +155,8 @@ _BANNER_RE = re.compile(rb"^>*(?:==|--|\+\+|\*\*|\?\?)")
 # ChampSim record -> accesses: column 0 is the ip (IFETCH), 1..4 source_memory (LOAD),
 # 5..6 destination_memory (STORE).
 _CHAMPSIM_OPS = np.array([Op.IFETCH] + [Op.LOAD] * 4 + [Op.STORE] * 2, dtype=np.uint8)
+# cloudsuite_instr record -> accesses: the same with 4 destination_memory (columns 5..8).
+_CLOUDSUITE_OPS = np.array([Op.IFETCH] + [Op.LOAD] * 4 + [Op.STORE] * 4, dtype=np.uint8)
 
 # Lackey line prefixes by op code (LOAD, STORE, IFETCH, MODIFY).
 _LACKEY_PREFIX = np.frombuffer(b" L  S I   M ", dtype=np.uint8).reshape(4, 3)
@@ -416,6 +444,11 @@ def _looks_binary(sample: bytes) -> bool:
     return text < 0.95 * min(len(sample), 4096)
 
 
+def _names_cloudsuite(path: Path) -> bool:
+    """Whether the file name contains ``cloudsuite`` (any case)."""
+    return "cloudsuite" in path.name.lower()
+
+
 def detect_format(path) -> str:
     """The format of the trace at ``path``, from its suffix and content.
 
@@ -423,11 +456,15 @@ def detect_format(path) -> str:
 
     1. a directory (or a ``meta.json`` file) is ``native``;
     2. after removing a compression suffix (``.gz .bz2 .xz .lzma .zst``): ``.bin``/``.raw``
-       is ``raw`` and ``.champsim``/``.champsimtrace`` is ``champsim``;
+       is ``raw``, ``.cloudsuite`` is ``champsim-cloudsuite``, and
+       ``.champsim``/``.champsimtrace`` is ``champsim``, or ``champsim-cloudsuite`` when
+       the file name contains ``cloudsuite`` (any case);
     3. otherwise the first 64 KiB (decompressed) are sniffed: text whose lines match one
        text format (lackey ``I  ``/`` L ``, pinatrace ``0x..: R 0x..``, din ``2 4a0``,
        xdin ``r 4a0 4``; ``==pid==`` banners, ``#`` comments and blank lines are neutral)
-       is that format; binary content with a ``.trace`` suffix is ``champsim``;
+       is that format; binary content whose name contains ``cloudsuite`` (and whose
+       suffix names no other format) is ``champsim-cloudsuite``, else binary content
+       with a ``.trace`` suffix is ``champsim``;
     4. text the sniffer cannot decide (e.g. an empty file) takes the format its suffix
        names (``.lackey .din .xdin .pinatrace``, or the name ``pinatrace.out``);
     5. anything else is a :class:`TraceFormatError` listing the formats.
@@ -444,21 +481,25 @@ def detect_format(path) -> str:
     if not path.exists():
         raise _missing(path)
     base = _base_suffix(path)
-    if _SUFFIX_FORMATS.get(base) in ("raw", "champsim"):
-        return _SUFFIX_FORMATS[base]
+    by_suffix = _SUFFIX_FORMATS.get(base)
+    if by_suffix == "champsim" and _names_cloudsuite(path):
+        return "champsim-cloudsuite"
+    if by_suffix in BINARY_FORMATS:
+        return by_suffix
     with open(path, "rb") as f:
         head = f.read(16)
     comp = _compression_of(path, head)
     with _Input(path, comp) as stream:
         sample = stream.read(_SNIFF)
-    by_suffix = _SUFFIX_FORMATS.get(base)
     if path.name.lower().startswith("pinatrace") and by_suffix is None:
         by_suffix = "pinatrace"
     if _looks_binary(sample):
-        if base == ".trace":
-            return "champsim"
         if by_suffix is not None:
             return by_suffix
+        if _names_cloudsuite(path):
+            return "champsim-cloudsuite"
+        if base == ".trace":
+            return "champsim"
         raise _undetectable(path, "binary content with no suffix naming a binary format")
     found = _sniff_text(sample)
     if found is not None:
@@ -472,9 +513,9 @@ def detect_format(path) -> str:
 def _undetectable(path, what):
     return TraceFormatError(
         f"cannot detect the trace format ({what}); known formats: {', '.join(FORMATS)}. "
-        f"Force one with Trace.open(path, format=\"lackey\") (or raw/champsim/...), or "
-        f"name the file with a suffix such as .lackey, .din, .xdin, .pinatrace, .bin, "
-        f".champsim", path=path)
+        f"Force one with Trace.open(path, format=\"lackey\") (or raw/champsim/"
+        f"champsim-cloudsuite/...), or name the file with a suffix such as .lackey, .din, "
+        f".xdin, .pinatrace, .bin, .champsim, .cloudsuite", path=path)
 
 
 # ================================================================================ pieces
@@ -657,11 +698,47 @@ def _decode_champsim(records: np.ndarray) -> TraceChunk:
     return TraceChunk(m[keep], np.broadcast_to(_CHAMPSIM_OPS, (k, 7))[keep])
 
 
+def _decode_cloudsuite(records: np.ndarray) -> TraceChunk:
+    """Accesses of ``cloudsuite_instr`` records: the rule of :func:`_decode_champsim` with
+    4 destination operands; ``task`` is ``asid[0]`` for the IFETCH and ``asid[1]`` for
+    the loads and stores (how ChampSim tagged instruction and data translations of
+    CloudSuite traces: ``docs/traces.md``)."""
+    k = len(records)
+    m = np.empty((k, 9), np.uint64)
+    m[:, 0] = records["ip"]
+    m[:, 1:5] = records["source_memory"]
+    m[:, 5:9] = records["destination_memory"]
+    keep = m != 0
+    keep[:, 0] = True
+    idx = np.flatnonzero(keep)                 # row-major: record order, then column
+    rec, col = np.divmod(idx, 9)
+    task = records["asid"].astype(np.uint32)[rec, (col != 0).astype(np.intp)]
+    return TraceChunk(m.ravel()[idx], _CLOUDSUITE_OPS[col], task=task)
+
+
+_DECODERS = {"champsim": _decode_champsim, "champsim-cloudsuite": _decode_cloudsuite}
+
+
+def _truncated_hint(fmt: str, total: int) -> str:
+    """A hint for a truncated ``fmt`` record when the stream's ``total`` length fits the
+    other ChampSim record size (a trace of the other kind read with the wrong format)."""
+    for other, dtype in _RECORD_DTYPES.items():
+        if other != fmt and fmt in _RECORD_DTYPES and total % dtype.itemsize == 0:
+            return (f"; the length, {total} bytes, is a multiple of {dtype.itemsize}: is it "
+                    f"a {other} trace? open it with format=\"{other}\"")
+    return ""
+
+
 def _binary_pieces(path: Path, fmt: str, compression, errors: str,
                    counter: _Counter) -> Iterator[TraceChunk]:
-    """Pieces of a raw (uint64) or ChampSim (64-byte records) file, read as a stream."""
-    itemsize = 8 if fmt == "raw" else 64
-    block = _READ_BLOCK if fmt == "raw" else _CHAMPSIM_BLOCK * 64
+    """Pieces of a raw (uint64) or ChampSim (64- or 96-byte records) file, read as a
+    stream."""
+    if fmt == "raw":
+        itemsize, block, dtype, decode = 8, _READ_BLOCK, None, None
+    else:
+        dtype, decode = _RECORD_DTYPES[fmt], _DECODERS[fmt]
+        itemsize = dtype.itemsize
+        block = _CHAMPSIM_BLOCK * itemsize
     done = 0                                       # whole records consumed (bytes)
     rest = b""
     with _Input(path, compression) as stream:
@@ -676,7 +753,7 @@ def _binary_pieces(path: Path, fmt: str, compression, errors: str,
                     values = np.frombuffer(data, "<u8", whole // 8)
                     piece = TraceChunk(values.astype(np.uint64, copy=False))
                 else:
-                    piece = _decode_champsim(np.frombuffer(data, CHAMPSIM_DTYPE, whole // 64))
+                    piece = decode(np.frombuffer(data, dtype, whole // itemsize))
                 counter.records += len(piece)
                 yield piece
                 done += whole
@@ -690,7 +767,8 @@ def _binary_pieces(path: Path, fmt: str, compression, errors: str,
             return
         raise TraceFormatError(
             f"truncated {fmt} record: {len(rest)} of {itemsize} bytes at the end of "
-            f"{where} (everything before it was read)", path=path, offset=done)
+            f"{where} (everything before it was read)"
+            + _truncated_hint(fmt, done + len(rest)), path=path, offset=done)
 
 
 def _raw_memmap_pieces(p: Path, n: int, errors: str, counter: _Counter):
@@ -717,12 +795,14 @@ def _memmap_raw(path: Path) -> np.ndarray:
     return np.memmap(path, dtype="<u8", mode="r", shape=(n,))
 
 
-def _champsim_length(path: Path) -> int:
-    """Accesses in an uncompressed ChampSim file (one vectorised pass, memory-mapped)."""
-    k = path.stat().st_size // 64
+def _champsim_length(path: Path, fmt: str = "champsim") -> int:
+    """Accesses in an uncompressed ChampSim file of ``fmt`` records (one vectorised pass,
+    memory-mapped)."""
+    dtype = _RECORD_DTYPES[fmt]
+    k = path.stat().st_size // dtype.itemsize
     if k == 0:
         return 0
-    recs = np.memmap(path, dtype=CHAMPSIM_DTYPE, mode="r", shape=(k,))
+    recs = np.memmap(path, dtype=dtype, mode="r", shape=(k,))
     total = k
     for start in range(0, k, 1 << 20):
         block = recs[start:start + (1 << 20)]
@@ -791,12 +871,13 @@ class Trace:
     ----------
     format : str
         ``"native"``, ``"raw"``, ``"lackey"``, ``"din"``, ``"xdin"``, ``"pinatrace"``,
-        ``"champsim"``, ``"arrays"`` or ``"chunks"``.
+        ``"champsim"``, ``"champsim-cloudsuite"``, ``"arrays"`` or ``"chunks"``.
     path : pathlib.Path or None
         The file or folder read.
     length : int or None
         Number of accesses where it is known without reading the trace (native, raw
-        uncompressed, arrays; ChampSim uncompressed after one vectorised count), or after
+        uncompressed, arrays; ChampSim uncompressed, either record size, after one
+        vectorised count), or after
         one complete pass; ``None`` otherwise. ``len(trace)`` raises ``TypeError`` while
         it is ``None``.
     columns : tuple of str
@@ -880,14 +961,14 @@ class Trace:
             raise _missing(p)
         with open(p, "rb") as f:
             head = f.read(16)
-        binary = format in ("raw", "champsim")
+        binary = format in BINARY_FORMATS
         comp = _compression_of(p, head, trust_magic=not binary)
         length = None
         length_fn = None
         if format == "raw" and comp is None:
             length = p.stat().st_size // 8
-        elif format == "champsim" and comp is None:
-            length_fn = lambda: _champsim_length(p)   # noqa: E731
+        elif format in _RECORD_DTYPES and comp is None:
+            length_fn = lambda: _champsim_length(p, format)   # noqa: E731
 
         trace = cls(None, format=format, path=p, length=length,
                     columns=_FORMAT_COLUMNS[format],
@@ -900,7 +981,7 @@ class Trace:
         def source(n, counter):
             if format == "raw" and comp is None:
                 return _raw_memmap_pieces(p, n, errors, counter)
-            if format in ("raw", "champsim"):
+            if format in BINARY_FORMATS:
                 return _binary_pieces(p, format, comp, errors, counter)
             return _text_pieces(p, format, comp, errors, n, counter)
 
