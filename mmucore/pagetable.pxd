@@ -175,7 +175,9 @@ cdef intp_t pt_walk_batch(PTState* s, const vaddr_t* va, intp_t n, const uint8_t
 # Mapping. pt_check_map: PT_OK or PT_CONFLICT (with *bad = first conflicting address) for
 # n ranges of npages[i] pages of size `size_code` at va[i]. pt_map: the same ranges
 # (pfn[i] first frame, or allocated when alloc) as one transaction: PT_OK, PT_NO_MEMORY
-# (nothing changed) or -1 (Python error). Callers check first.
+# (nothing changed) or -1 (Python error: ValueError, nothing changed, when an explicit
+# frame is a page-table page). Explicit frames inside phys_mem are reserved in the
+# allocator (before any table is allocated; undone with the rest). Callers check first.
 cdef int pt_check_map(PTState* s, const vaddr_t* va, const uint64_t* npages, intp_t n,
                       uint32_t size_code, intp_t* bad_index, vaddr_t* bad) noexcept nogil
 cdef int pt_map(PTState* s, const vaddr_t* va, const uint64_t* npages,

@@ -42,7 +42,8 @@ cdef enum:
     _PROTECTION = 3
     _OUTSIDE = 4
     _NO_LEAF = 255
-    LOG_TABLE = 0x100       # log records: (pfn | LOG_FRAME, size code | LOG_TABLE)
+    LOG_TABLE = 0x100       # log records: (pfn | LOG_FRAME, size code | LOG_TABLE),
+    LOG_RUN = 0x200         # or (pfn | LOG_FRAME, (count << 16) | LOG_RUN): a reservation
 
 cdef extern from *:
     """#define MMUCORE_LOG_FRAME ((uint64_t)1 << 63)"""
@@ -185,6 +186,29 @@ cdef inline void _mark(PTState* s, uint64_t f, uint64_t count, bint used) noexce
         s.nfree += count
 
 
+cdef void _mark_run(PTState* s, uint64_t f, uint64_t count, bint used) noexcept nogil:
+    """Mark the frames [f, f + count) (all inside phys_mem, all now in the other state)
+    used or free: single frames at the ends, whole 2M chunks (8 bitmap words and the
+    chunk's count) in between, so a run of 262144 frames costs 512 steps."""
+    cdef uint64_t end = f + count
+    cdef uint64_t w
+    while f < end:
+        if (f & 511) == 0 and end - f >= 512:
+            for w in range(f >> 6, (f >> 6) + 8):
+                s.used[w] = (~(<uint64_t>0)) if used else 0
+            s.used2m[f >> 9] = 512 if used else 0
+            if used:
+                s.used1g[f >> 18] += 512
+                s.nfree -= 512
+            else:
+                s.used1g[f >> 18] -= 512
+                s.nfree += 512
+            f += 512
+        else:
+            _mark(s, f, 1, used)
+            f += 1
+
+
 cdef inline bint _unit_free(PTState* s, uint64_t u, uint32_t code) noexcept nogil:
     if code == PS_2M:
         return s.used2m[u] == 0
@@ -294,7 +318,9 @@ cdef void _tx_rollback(PTState* s, PTStats* saved) noexcept nogil:
     while i >= 0:
         a = s.log[i]
         b = s.log[i + 1]
-        if a & LOG_FRAME:
+        if a & LOG_FRAME and b & LOG_RUN:
+            _mark_run(s, a & ~LOG_FRAME, b >> 16, False)     # an explicit-frame reservation
+        elif a & LOG_FRAME:
             _mark(s, a & ~LOG_FRAME, (<uint64_t>1) << (page_shift(<uint32_t>(b & 0xFF)) - 12),
                   False)
             if b & LOG_TABLE:
@@ -322,6 +348,74 @@ cdef int _alloc_logged(PTState* s, uint32_t code, uint64_t* pfn) except -1 nogil
     if s.tx:
         _log(s, pfn[0] | LOG_FRAME, code)
     return 0
+
+
+cdef int _reserve_run(PTState* s, uint64_t f, uint64_t count) except -1 nogil:
+    """Mark a run of free frames allocated, recorded in the transaction log."""
+    _mark_run(s, f, count, True)
+    if s.tx:
+        _log(s, f | LOG_FRAME, (count << 16) | LOG_RUN)
+    return 0
+
+
+cdef inline uint64_t _clip_end(PTState* s, uint64_t first, uint64_t count) noexcept nogil:
+    """The end of [first, first + count) clipped to phys_mem (first < nframes)."""
+    return s.nframes if count > s.nframes - first else first + count
+
+
+cdef int _reserve(PTState* s, uint64_t first, uint64_t count) except -1 nogil:
+    """Mark the free frames of [first, first + count) inside phys_mem allocated (the
+    explicit frames of a map()), so the allocator never hands them out; frames already
+    allocated (another mapping's) stay as they are, frames outside phys_mem are not
+    tracked. Whole free or whole used 1G/2M chunks are recognised by their counts, so a
+    1G page costs O(1) on a fresh region and at most 512 chunk steps otherwise."""
+    cdef uint64_t f = first, end, start = 0, n = 0, step
+    cdef bint free_
+    if first >= s.nframes or count == 0:
+        return 0
+    end = _clip_end(s, first, count)
+    while f < end:
+        if (f & 262143) == 0 and end - f >= 262144 and \
+                (s.used1g[f >> 18] == 0 or s.used1g[f >> 18] == 262144):
+            step = 262144
+            free_ = s.used1g[f >> 18] == 0
+        elif (f & 511) == 0 and end - f >= 512 and \
+                (s.used2m[f >> 9] == 0 or s.used2m[f >> 9] == 512):
+            step = 512
+            free_ = s.used2m[f >> 9] == 0
+        else:
+            step = 1
+            free_ = not ((s.used[f >> 6] >> (f & 63)) & 1)
+        if free_:
+            if n == 0:
+                start = f
+            n += step
+        elif n:
+            _reserve_run(s, start, n)
+            n = 0
+        f += step
+    if n:
+        _reserve_run(s, start, n)
+    return 0
+
+
+cdef int64_t _table_frame_in(PTState* s, uint64_t first, uint64_t count) noexcept nogil:
+    """The first page-table frame in [first, first + count), or -1 (index chunks
+    without tables are skipped whole)."""
+    cdef uint64_t f = first, end
+    cdef uint32_t* chunk
+    if first >= s.nframes or count == 0:
+        return -1                 # page-table pages lie inside phys_mem
+    end = _clip_end(s, first, count)
+    while f < end:
+        chunk = s.slot_dir[f >> 10]
+        if chunk == s.zero_chunk:
+            f = ((f >> 10) + 1) << 10
+            continue
+        if chunk[f & 1023]:
+            return <int64_t>f
+        f += 1
+    return -1
 
 
 cdef int _set(PTState* s, paddr_t pa, uint64_t v) except -1 nogil:
@@ -849,6 +943,21 @@ cdef int pt_check_map(PTState* s, const vaddr_t* va, const uint64_t* npages, int
     return PT_OK
 
 
+cdef int _raise_table_frame(intp_t i, uint64_t pfn, uint64_t frame) except -1 nogil:
+    """The error path of a map() whose explicit frames include a page-table page."""
+    with gil:
+        raise ValueError(f"pfn[{i}] = {pfn:#x}: frame {frame:#x} of its pages is a "
+                         f"page-table page; mapping it as data would alias the table "
+                         f"(nothing was mapped)")
+
+
+cdef inline uint64_t _frames_of(uint64_t npages, uint64_t frames) noexcept nogil:
+    """npages * frames, saturated (the ranges are clipped to phys_mem anyway)."""
+    if npages > (~(<uint64_t>0)) // frames:
+        return ~(<uint64_t>0)
+    return npages * frames
+
+
 cdef int pt_map(PTState* s, const vaddr_t* va, const uint64_t* npages,
                 const uint64_t* pfn, intp_t n, uint32_t size_code, bint alloc,
                 uint64_t flags) except -1 nogil:
@@ -856,9 +965,22 @@ cdef int pt_map(PTState* s, const vaddr_t* va, const uint64_t* npages,
     cdef uint64_t size = (<uint64_t>1) << s.shift[Lt]
     cdef uint64_t frames = size >> 12
     cdef intp_t i
-    cdef uint64_t j, p = 0
+    cdef uint64_t j, p = 0, nfr
+    cdef int64_t tf
     cdef PTStats saved
+    if not alloc:
+        # explicit frames: none may be a page-table page (checked before any change)
+        for i in range(n):
+            nfr = _frames_of(npages[i], frames)
+            tf = _table_frame_in(s, pfn[i], nfr)
+            if tf >= 0:
+                _raise_table_frame(i, pfn[i], <uint64_t>tf)
     _tx_begin(s, &saved)
+    if not alloc:
+        # reserve every explicit frame inside phys_mem before any table is allocated,
+        # so the tables of this very call cannot land on them; undone with the rest
+        for i in range(n):
+            _reserve(s, pfn[i], _frames_of(npages[i], frames))
     for i in range(n):
         for j in range(npages[i]):
             if not alloc:
@@ -1267,6 +1389,23 @@ cdef class PageTableCore:
 
     def flush_psc(self):
         return pt_flush_psc(&self.st)
+
+    def allocator_state(self):
+        """Copies of the allocator's bitmap (uint64 words, bit f = frame f allocated;
+        tail bits past nframes set) and its per-2M and per-1G counts (for tests)."""
+        return (np.asarray(<uint64_t[:self.st.nwords]>self.st.used).copy(),
+                np.asarray(<uint32_t[:(self.st.nframes + 511) >> 9]>self.st.used2m).copy(),
+                np.asarray(<uint32_t[:(self.st.nframes + 262143) >> 18]>self.st.used1g).copy())
+
+    def reserve(self, const uint64_t[::1] first, const uint64_t[::1] count):
+        """Mark the frames of the runs [first[i], first[i] + count[i]) inside phys_mem
+        allocated (as map() does with explicit frames), outside any transaction."""
+        cdef intp_t i
+        if first.shape[0] != count.shape[0]:
+            raise ValueError("first and count differ in length")
+        with nogil:
+            for i in range(first.shape[0]):
+                _reserve(&self.st, first[i], count[i])
 
     def alloc(self, uint32_t size_code):
         """A frame from the allocator (for tests): its pfn, or -1 when none is free."""

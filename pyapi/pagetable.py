@@ -190,7 +190,8 @@ class PageTable:
         Entry bits at and above it (up to bit 51, or 62 in PAE) are reserved.
     phys_mem : size, default "4G"
         Simulated physical memory (``"4G"``, bytes...): frames for page tables and, with
-        ``pfn=None``/demand paging, data pages. Running out raises ``MemoryError``.
+        ``pfn=None``/demand paging, data pages; explicit ``map(pfn=...)`` frames inside
+        it are reserved. Running out raises ``MemoryError``.
         In ``x86_32`` page tables and 4K pages come from frames below 4 GiB (32-bit
         entries), so more than 4 GiB only serves 4M pages (PSE-36).
     allocator : {"sequential", "random"}
@@ -476,9 +477,14 @@ class PageTable:
 
         ``vaddr`` and ``size`` may be arrays (one range each; a scalar size applies to
         all). ``pfn`` is the first frame of each range (an int or an array), its pages
-        taking consecutive frames; ``None`` takes frames from the allocator. Every range
-        must be aligned to the page size, inside the mode's linear-address space, and
-        free (no page mapped in it); otherwise ``ValueError``, and nothing changes.
+        taking consecutive frames; ``None`` takes frames from the allocator. Explicit
+        frames inside ``phys_mem`` are reserved in the allocator (before any table is
+        allocated), so no page table, ``pfn=None`` map or demand fault is given them;
+        frames mapped already (shared memory) are allowed, frames beyond ``phys_mem``
+        are not tracked, a frame holding a page table is refused. Every range must be
+        aligned to the page size, inside the mode's linear-address space, and free (no
+        page mapped in it); otherwise ``ValueError``, and nothing changes. When the
+        tables do not fit, ``MemoryError`` and nothing changes (reservations included).
         Returns the number of pages mapped.
 
         >>> pt = PageTable("pae")
@@ -531,9 +537,14 @@ class PageTable:
         if status != 0:
             low = ("; in x86_32, page tables and 4K pages must lie below 4 GiB (32-bit "
                    "entries)" if self._mode == "x86_32" and self._phys > (1 << 32) else "")
-            raise MemoryError(f"physical memory exhausted: mapping {total} "
-                              f"{page_size_name(psize)} pages needs more than the "
-                              f"{self.free_frames} free frames allow{low}; nothing was "
+            if pfn is None:
+                need = (f"mapping {total} {page_size_name(psize)} pages needs more than "
+                        f"the {self.free_frames} free frames allow")
+            else:
+                need = (f"the page tables for {total} {page_size_name(psize)} pages on "
+                        f"explicit frames need more frames than are free once those "
+                        f"frames are reserved ({self.free_frames} free before the call)")
+            raise MemoryError(f"physical memory exhausted: {need}{low}; nothing was "
                               f"mapped")
         return total
 
@@ -652,6 +663,29 @@ class PageTable:
     def read_entry(self, paddr: int) -> int:
         """The raw entry at a physical address (0 outside page-table pages)."""
         return self._core.read_entry(int(paddr))
+
+    def reserve_frames(self, pfn, npages=1) -> None:
+        """Mark frames as in use, so that page tables, ``map(pfn=None)`` and demand
+        paging never take them: the runs ``[pfn[i], pfn[i] + npages[i])`` (scalars or
+        arrays). ``map`` with explicit frames reserves its own frames; call this first
+        when several ``map`` calls will use frames known in advance (the frames of a real
+        process, say), so that the tables of an early call cannot land on the frames of
+        a later one. Frames outside ``phys_mem`` are ignored; frames already in use stay
+        so.
+
+        >>> pt = PageTable("x86_64", phys_mem="1M")
+        >>> before = pt.free_frames
+        >>> pt.reserve_frames([0x10, 0x80], [4, 16])
+        >>> before - pt.free_frames
+        20
+        """
+        first = self._u64(pfn, "pfn")
+        count = self._u64(npages, "npages")
+        if len(count) == 1 and len(first) != 1:
+            count = np.full(len(first), count[0], dtype=np.uint64)
+        if len(count) != len(first):
+            raise ValueError(f"{len(first)} runs but {len(count)} page counts")
+        self._core.reserve(first, count)
 
     def table_pages(self) -> dict:
         """Every page-table page of the simulated physical memory: ``{physical address:

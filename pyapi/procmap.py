@@ -308,6 +308,14 @@ def _map_snapshot(pt, snap: ProcessSnapshot) -> None:
     """Map every present page of ``snap`` into ``pt``: 2 MiB pages for the huge regions,
     4 KiB pages (in runs, one ``map`` call per VMA and page size) for the rest."""
     shift4k = np.uint64(PAGE_SHIFT)
+    if snap.pfns_are_real:
+        # reserve every real frame first: the tables of an early map() call must not
+        # land on a frame that a later call maps
+        runs = [_runs(v.present_vpn, v.present_pfn, True) for v in snap.vmas]
+        first = np.concatenate([r[2] for r in runs] + [np.zeros(0, np.uint64)])
+        count = np.concatenate([r[1] for r in runs] + [np.zeros(0, np.uint64)])
+        if len(first):
+            pt.reserve_frames(first, count)
     for v in snap.vmas:
         if not len(v.present_vpn):
             continue

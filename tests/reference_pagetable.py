@@ -128,6 +128,12 @@ class Allocator:
                 return u * fr
         return None
 
+    def reserve(self, frames):
+        """docs/pagetable.md: the explicit frames of a map() that lie inside phys_mem are
+        marked allocated (those already allocated stay so); the cursor, the random
+        state and the count of frames handed out do not change."""
+        self.used.update(f for f in frames if 0 <= f < self.nframes)
+
 
 class Result:
     def __init__(self):
@@ -402,19 +408,33 @@ class ReferencePageTable:
 
     def map(self, vaddr, size, page_size="4K", pfn=None, **kw):
         """Returns False (and changes nothing) when an existing mapping is in the way or
-        the range is outside the linear-address space."""
+        the range is outside the linear-address space, "table-frame" (nothing changed)
+        when one of the explicit frames is a page-table page. Explicit frames inside
+        phys_mem are reserved in the allocator first, before any table is allocated."""
         step = SIZE_BYTES[page_size]
-        if not self.in_space(vaddr, size):
+        if isinstance(vaddr, (list, tuple)):     # several ranges (not overlapping), one call
+            ranges = list(zip(vaddr, size, pfn if pfn is not None else [None] * len(vaddr)))
+        else:
+            ranges = [(vaddr, size, pfn)]
+        if not all(self.in_space(v, n) for v, n, _ in ranges):
             return False
-        pages = [vaddr + i * step for i in range(size // step)]
-        if any(self.occupied(v, self._leaf_level(page_size)) for v in pages):
+        pages = [(v + i * step, None if p is None else p + i * (step >> 12))
+                 for v, n, p in ranges for i in range(n // step)]
+        if any(self.occupied(v, self._leaf_level(page_size)) for v, _ in pages):
             return False
+        frames = [range(p, p + (n // step) * (step >> 12)) for _, n, p in ranges
+                  if p is not None]
+        # only the table set is consulted: a 1G range is not enumerated here
+        if any(t in r for r in frames for t in self.tables):
+            return "table-frame"
         flags = self.flags(**kw)
 
         def run():
-            for i, v in enumerate(pages):
-                self.map_page(v, page_size, None if pfn is None else pfn + i * (step >> 12),
-                              flags)
+            # every explicit frame of the call first, then the pages and their tables
+            for r in frames:
+                self.alloc.reserve(range(r.start, min(r.stop, self.alloc.nframes)))
+            for v, p in pages:
+                self.map_page(v, page_size, p, flags)
         self._transaction(run)
         return True
 

@@ -6,7 +6,7 @@ counts, page sizes, recorded entry addresses, every page-table page's contents (
 included), the allocator's choices and the counters must be identical."""
 import numpy as np
 import pytest
-from hypothesis import given, note, strategies as st
+from hypothesis import event, given, note, strategies as st
 
 from mmucore._types import POLICIES
 from pyapi.pagetable import PageTable
@@ -60,11 +60,25 @@ def compare_state(pt, ref, psc_levels):
     assert s.minor_faults == r["minor"]
     assert s.frames_allocated == ref.alloc.allocated
     assert pt.free_frames == ref.alloc.nframes - len(ref.alloc.used)
+    check_allocator(pt, sorted(ref.alloc.used))
     for level in psc_levels:
         eng = pt.core.psc_counters(level)
         rs = ref.psc[level][0].stats
         assert (eng["hits"], eng["misses"], eng["fills"], eng["evictions"]) == \
             (rs.hits, rs.misses, rs.fills, rs.evictions), level
+
+
+def check_allocator(pt, used):
+    """The engine's bitmap holds exactly the frames `used` (plus the tail bits past
+    phys_mem) and its per-2M/1G counts agree with it."""
+    words, c2m, c1g = pt.core.allocator_state()
+    n = pt.core.nframes
+    bitmap = np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)
+    assert bitmap[n:].all()
+    assert np.flatnonzero(bitmap[:n]).tolist() == used
+    frames = np.array(used, dtype=np.int64)
+    assert c2m.tolist() == np.bincount(frames >> 9, minlength=len(c2m)).tolist()
+    assert c1g.tolist() == np.bincount(frames >> 18, minlength=len(c1g)).tolist()
 
 
 OUTSIDE = {"x86_32": [1 << 32], "pae": [1 << 32, 1 << 40],
@@ -113,10 +127,18 @@ def programs(draw):
     regions = REGIONS[mode]
     steps = []
     mapped = []
+    explicit = []
     for _ in range(draw(st.integers(1, 12))):
         kind = draw(st.sampled_from(["map", "map", "map", "walk", "walk", "unmap",
-                                     "protect", "poke", "poke", "invlpg"]))
-        if kind == "map":
+                                     "protect", "poke", "poke", "invlpg", "fill"]))
+        if kind == "fill":
+            # explicit frames: every free frame but `keep` (resolved when it runs, see
+            # fill_step), so the map's own tables, or the allocations after it, run out
+            va = draw(st.sampled_from(regions)) + (64 << 20) + draw(st.integers(0, 3)) * (1 << 21)
+            steps.append(("fill", va, draw(st.integers(0, 4)),
+                          dict(writable=True, user=True, nx=False, global_=False)))
+            mapped.append((va, 1 << 21))
+        elif kind == "map":
             size = draw(st.sampled_from(SIZES[mode]))
             if size == "1G" and not big:
                 size = "2M"
@@ -126,9 +148,30 @@ def programs(draw):
                 (draw(st.integers(0, 3)) * step if step < (1 << 21) else 0)
             va &= ~(step - 1)
             n = draw(st.integers(1, 3)) if step < (1 << 30) else 1
-            pfn = None if draw(st.booleans()) else \
-                draw(st.integers(0, (1 << (min(maxphy, 32 if size == "4K" and mode == "x86_32"
-                                                else maxphy) - 12)) // 4)) & ~((step >> 12) - 1)
+            # explicit frames: often inside phys_mem (reserved in the allocator, so later
+            # tables, pfn=None maps and demand faults must avoid them), sometimes low
+            # (where the first tables are: a page-table frame is refused), sometimes a
+            # frame given before (shared), else anywhere below MAXPHYADDR (untracked)
+            where = draw(st.sampled_from(["alloc", "alloc", "inside", "inside", "low",
+                                          "shared", "anywhere"]))
+            unit = step >> 12
+            if where == "alloc":
+                pfn = None
+            elif where == "inside":
+                pfn = draw(st.integers(0, nframes - 1)) & ~(unit - 1)
+                if size == "4K" and draw(st.integers(0, 3)) == 0:
+                    # a long run: most of a small phys_mem reserved at once, so this
+                    # map's tables or the next allocations run out (rollback paths)
+                    n = draw(st.integers(200, 1100))
+            elif where == "low":
+                pfn = draw(st.integers(0, 40)) & ~(unit - 1)
+            elif where == "shared" and explicit:
+                pfn = draw(st.sampled_from(explicit)) & ~(unit - 1)
+            else:
+                pfn = draw(st.integers(0, (1 << (min(maxphy, 32 if size == "4K" and mode == "x86_32"
+                                                     else maxphy) - 12)) // 4)) & ~(unit - 1)
+            if pfn is not None:
+                explicit.append(pfn)
             if va + n * step <= 1 << 64:
                 mapped.append((va, n * step))
             steps.append(("map", va, n * step, size, pfn,
@@ -223,6 +266,25 @@ def poke(pt, ref, pick, bit, table_entry):
     pt.write_entry(pa, value)
 
 
+def fill_step(pt, va, keep, flags, most=4096):
+    """One map of 4K pages on every free frame (at most `most`) but the last `keep`:
+    one range per run of free frames, at consecutive virtual pages from va. Nearly all
+    of a small phys_mem is reserved at once, so the map's own tables, or the
+    allocations after it, run out."""
+    words, _, _ = pt.core.allocator_state()
+    free = ~np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)[:pt.core.nframes]
+    frames = np.flatnonzero(free)[:most]
+    frames = frames[:max(len(frames) - keep, 0)]
+    if not len(frames):
+        return ("walk", [], [], True)
+    brk = np.flatnonzero(np.diff(frames) != 1) + 1
+    starts = np.concatenate([[0], brk])
+    lengths = np.diff(np.concatenate([starts, [len(frames)]]))
+    vas = [va + (int(s) << 12) for s in starts]
+    return ("map", vas, [int(n) << 12 for n in lengths], "4K",
+            [int(frames[s]) for s in starts], flags)
+
+
 @given(programs())
 def test_programs_match_reference(program):
     cfg, steps = program
@@ -231,6 +293,12 @@ def test_programs_match_reference(program):
     for step in steps:
         note(repr(step))
         kind = step[0]
+        if kind == "fill":
+            # a larger phys_mem cannot be filled in reasonable time: a long run then
+            step = fill_step(pt, *step[1:], most=4096 if cfg["nframes"] <= 4096 else 600)
+            note(f"  = {step!r}")
+            kind = step[0]
+            event(f"fill: {kind}")
         if kind == "map":
             _, va, size, psize, pfn, flags = step
             ok_ref = None
@@ -241,11 +309,13 @@ def test_programs_match_reference(program):
             try:
                 pt.map(va, size, page_size=psize, pfn=pfn, **flags)
                 ok_eng = True
-            except ValueError:
-                ok_eng = False
+            except ValueError as e:
+                ok_eng = "table-frame" if "page-table page" in str(e) else False
             except MemoryError:
                 ok_eng = "oom"
             assert ok_eng == ok_ref
+            inside = pfn is not None and min(np.atleast_1d(pfn)) < cfg["nframes"]
+            event(f"map {'explicit inside phys_mem' if inside else 'other'}: {ok_eng}")
         elif kind == "walk":
             if not run_walk(pt, ref, step[1], step[2], step[3]):
                 break

@@ -29,9 +29,10 @@ HARDWARE_MD_REFS = {("x86_32", "4K"): 2, ("x86_32", "4M"): 1, ("pae", "4K"): 2,
 def test_walk_references_match_hardware_md(mode, size):
     pt = PageTable(mode, phys_mem="2G")
     nbytes = {"4K": 1 << 12, "2M": 1 << 21, "4M": 1 << 22, "1G": 1 << 30}[size]
-    pt.map(nbytes, nbytes, page_size=size, pfn=nbytes >> 12)
-    pa, fault, refs, psize = walk1(pt, nbytes + 0x123)
-    assert (fault, pa, psize) == (0, nbytes + 0x123, nbytes)
+    base = 8 * nbytes               # identity-mapped, above the first page-table frames
+    pt.map(base, nbytes, page_size=size, pfn=base >> 12)
+    pa, fault, refs, psize = walk1(pt, base + 0x123)
+    assert (fault, pa, psize) == (0, base + 0x123, nbytes)
     assert refs == HARDWARE_MD_REFS[(mode, size)]
     assert pt.stats.walk_refs == refs
     # PAE: the PDPTEs were read once, when CR3 was loaded (SDM 4.4.1)

@@ -6,18 +6,20 @@ Functions declared ``except -1`` end with Cython's error exit (``__pyx_L1_error`
 the GIL, add a traceback frame), which runs only after an exception: that block is cut
 off before the check. Only the documented raising paths may touch Python: ``pt_init``
 and ``pt_psc_init`` (ValueError/MemoryError), the growth of the frame pool, frame index
-and undo log (MemoryError), ``_raise_no_memory`` (demand paging out of frames) and
+and undo log (MemoryError), ``_raise_no_memory`` (demand paging out of frames),
+``_raise_table_frame`` (a map of explicit frames that include a page-table page) and
 ``_collect`` (builds the Python list of ``leaves()``; not a kernel).
 """
 from cython_c import PY_API, dirty, function_bodies, translate
 
 ALLOWED = {"pt_init", "pt_psc_init", "_new_slot", "_set_slot", "_log", "_raise_no_memory",
-           "_collect"}
+           "_raise_table_frame", "_collect"}
 KERNELS = ["pt_walk", "pt_walk_nodemand", "pt_walk_batch", "_walk", "_walk_demand",
            "_finish", "pt_map", "_map_page", "pt_check_map", "pt_range_op", "pt_alloc",
            "_demand", "pt_invalidate", "pt_flush_psc", "pt_read_entry", "pt_write_entry",
            "pt_load_cr3", "_new_table", "_tx_rollback", "_walk_w[__pyx_fuse_0]",
-           "_walk_w[__pyx_fuse_1]"]
+           "_walk_w[__pyx_fuse_1]", "_reserve", "_reserve_run", "_mark_run",
+           "_table_frame_in"]
 
 
 def test_kernels_have_no_python_interaction(tmp_path):
