@@ -108,8 +108,7 @@ def cmd_tlb(args) -> int:
     footprint = parse_size(args.footprint, what="--footprint")
     if footprint < 1:
         raise ValueError("--footprint must be at least 1 byte")
-    if args.json not in (None, "-") and not Path(args.json).resolve().parent.is_dir():
-        raise ValueError(f"--json {args.json}: directory {Path(args.json).parent} does not exist")
+    _check_json_target(args.json)
     # build every structure first: bad geometry or names fail before any work is done
     tlbs = [TLB(entries=args.entries, ways=args.ways, page_size=tuple(sizes), policy=p,
                 seed=args.seed) for p in policies]
@@ -142,11 +141,11 @@ def cmd_tlb(args) -> int:
     doc = {"command": "tlb", "config": config, "results": results}
 
     if args.json == "-":
-        print(json.dumps(doc, indent=2))
+        _emit_json(doc, "-")
         return 0
     print(_tlb_table(config, results))
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        _emit_json(doc, args.json)
     return 0
 
 
@@ -167,14 +166,7 @@ def _tlb_table(config, results) -> str:
              f"{r['miss_ratio']:.6f}",
              "-" if r["maccesses_per_s"] is None else f"{r['maccesses_per_s']:,.1f}")
             for r in results]
-    widths = [max(len(x[i]) for x in [cols] + rows) for i in range(len(cols))]
-
-    def line(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join(head + [line(cols), line(["-" * w for w in widths])]
-                     + [line(r) for r in rows])
+    return "\n".join(head + [_table(cols, rows)])
 
 
 def cmd_bench(args) -> int:
