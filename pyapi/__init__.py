@@ -8,6 +8,7 @@
 from pyapi import kmap_workloads, workloads
 from pyapi.kmap import KmapBugError, KmapDeadlockError, KmapPool, KmapStats, PerTaskKmapPool
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
+from pyapi.mrc import MissRatioCurve, miss_ratio_curve
 from pyapi.ops import Op
 from pyapi.pagetable import Mapping, PageTable, PageTableStats, WalkResult, decode_entry
 from pyapi.procmap import snapshot_page_table
@@ -22,4 +23,5 @@ __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES"
            "decode_entry", "snapshot_page_table", "Trace", "TraceFormatError", "as_trace", "detect_format",
            "bundled_traces", "open_bundled",
            "workloads", "KmapPool", "PerTaskKmapPool", "KmapStats", "KmapBugError",
-           "KmapDeadlockError", "kmap_workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep", "__version__"]
+           "KmapDeadlockError", "kmap_workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep",
+           "miss_ratio_curve", "MissRatioCurve", "__version__"]

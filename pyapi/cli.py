@@ -9,13 +9,18 @@
     mmucore kmap [--workload page_cache|pte_highmem|bounce_io] [--trace DIR]
                  [--pool global|per-task|both] [--kernel 2.4.18] [--pae] [--cpus 4]
                  [--tasks N] [-n 100K] [--hit-rate 0.5] [--slots N] [--tlb 64x4] [--json FILE|-]
+    mmucore mrc TRACE [--page-size 4K[,2M...]] [--method exact|shards] [--rate R]
+                [--sample-size N] [--sets N] [--sizes 16,32,64] [--seed 0] [--format FMT]
+                [--plot FILE] [--json FILE|-]
 
 ``tlb`` simulates one TLB structure per policy on a generated workload and prints a
 table of accesses, hits, misses, miss ratio and millions of accesses per second.
 ``bench`` runs the comparison of ``bench/compare_tlb.py`` (mmucore against pycachesim,
 libcachesim and pure Python). ``lowmem`` prints the 32-bit kernel address-space budget
 for a RAM size (``pyapi.lowmem_budget``); ``kmap`` runs a kmap workload or trace through
-the global pkmap pool and/or the per-task pool of the 2002 thread (``pyapi.KmapPool``).
+the global pkmap pool and/or the per-task pool of the 2002 thread (``pyapi.KmapPool``);
+``mrc`` prints the LRU miss-ratio curve of a trace or workload for every TLB size at once
+(``pyapi.miss_ratio_curve``).
 
 Exit status: 0 success; 2 usage errors (reported by argparse); 1 input errors, reported
 as one line ``mmucore: error: ...`` (``--debug`` shows the traceback instead).
@@ -312,6 +317,108 @@ def cmd_kmap(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- mrc
+def _mrc_source(text: str, fmt: Optional[str]):
+    """TRACE of ``mmucore mrc``: a trace file, a bundled trace's name, or a workload spec
+    such as ``zipf:n=1e6,pages=1e4``. Returns (object for miss_ratio_curve, description)."""
+    from pyapi.trace import Trace, bundled_traces, open_bundled
+    from pyapi import workloads
+
+    path = Path(text)
+    if path.exists():
+        return Trace.open(path, format=fmt), f"trace {text}"
+    if fmt is not None:
+        raise ValueError(f"{text}: no such trace file")
+    try:
+        bundled = bundled_traces()
+    except OSError:
+        bundled = {}
+    if text in bundled:
+        return open_bundled(text), f"bundled trace {text}"
+    if ":" in text:
+        w = workloads.from_spec(text)
+        return w, f"workload {w.spec}"
+    raise ValueError(f"{text}: no such trace file, bundled trace ({', '.join(sorted(bundled))}) "
+                     f"or workload spec (e.g. zipf:n=1e6,pages=1e4)")
+
+
+def _fmt_bytes(n: int) -> str:
+    for shift, unit in ((50, "P"), (40, "T"), (30, "G"), (20, "M"), (10, "K")):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
+    return f"{n}B"
+
+
+def cmd_mrc(args) -> int:
+    from pyapi.mrc import miss_ratio_curve, plot_reach
+
+    _check_json_target(args.json)
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise ValueError(f"--plot {args.plot}: directory {Path(args.plot).parent} does not exist")
+    page_sizes = _split(args.page_size)
+    if not page_sizes:
+        raise ValueError("--page-size names no page size")
+    sizes = None
+    if args.sizes is not None:
+        try:
+            sizes = [parse_count(x) for x in _split(args.sizes)]
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"--sizes: {exc}") from None
+        if not sizes:
+            raise ValueError("--sizes names no size")
+    if args.method == "exact" and (args.rate is not None or args.sample_size is not None):
+        raise ValueError("--rate and --sample-size apply to --method shards only")
+    source, what = _mrc_source(args.trace, args.format)
+    t0 = time.perf_counter()
+    curves = miss_ratio_curve(source, page_size=page_sizes, sizes=sizes, method=args.method,
+                              sets=args.sets, rate=args.rate, sample_size=args.sample_size,
+                              seed=args.seed)
+    seconds = time.perf_counter() - t0
+    doc = {"command": "mrc", "source": what, "seconds": seconds,
+           "curves": {name: c.to_dict() for name, c in curves.items()}}
+    if args.plot:
+        try:
+            if len(curves) == 1:
+                fig = next(iter(curves.values())).plot()
+            else:
+                fig = plot_reach(curves)
+        except ImportError as exc:
+            raise RuntimeError(str(exc)) from None
+        fig.savefig(args.plot, dpi=120)
+    if args.json == "-":
+        _emit_json(doc, "-")
+        return 0
+    for k, (name, c) in enumerate(curves.items()):
+        kind = (f"{c.sets} sets, 1..{int(c.ways[-1])} ways" if c.sets else "fully associative")
+        head = (f"LRU miss-ratio curve: {what}; {name} pages, {kind}, {c.method}"
+                + (f" (rate {c.rate:.4g}, resolves >= {c.min_resolved_size} entries)"
+                   if c.method == "shards" else "")
+                + f"; {c.accesses:,} accesses, "
+                + (f"{c.distinct_pages:,} distinct pages" if c.distinct_pages is not None
+                   else "") + f"; {seconds:.2f} s")
+        cols = ("entries", "ways", "reach", "misses", "miss ratio") if c.sets else \
+            ("entries", "reach", "misses", "miss ratio")
+        rows = []
+        for i, size in enumerate(c.sizes.tolist()):
+            mark = "*" if c.method == "shards" and size < c.min_resolved_size else ""
+            row = [f"{size:,}{mark}"]
+            if c.sets:
+                row.append(str(int(c.ways[i])))
+            row += [_fmt_bytes(size * c.page_size), f"{int(c.misses[i]):,}",
+                    f"{c.miss_ratio[i]:.6f}"]
+            rows.append(row)
+        print(("\n" if k else "") + head.rstrip("; ") + "\n")
+        print(_table(cols, rows))
+        if c.method == "shards" and c.sizes[0] < c.min_resolved_size:
+            print(f"(* below the {c.min_resolved_size}-entry resolution of the sample)")
+    if args.plot:
+        print(f"\nplot written to {args.plot}")
+    if args.json:
+        _emit_json(doc, args.json)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -426,6 +533,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the results as JSON to FILE ('-': only JSON)")
     add_debug(k)
     k.set_defaults(func=cmd_kmap)
+
+    m = sub.add_parser(
+        "mrc", help="LRU miss-ratio curve of a trace: misses for every TLB size at once",
+        description="One pass over a trace (or a generated workload) gives the misses of "
+                    "an LRU TLB of every size (exact stack distances, or SHARDS sampling "
+                    "for huge traces), per page size: how many entries, and which page "
+                    "size, a workload needs. Only memory accesses count.",
+        epilog="TRACE is a trace file (format detected, or --format), the name of a "
+               "bundled trace (sort, xz, ...), or a workload spec.\n"
+               "examples:\n  mmucore mrc sort --page-size 4K,2M --plot mrc.png\n"
+               "  mmucore mrc zipf:n=1e7,pages=1e6,alpha=1.0 --method shards --rate 0.01\n"
+               "  mmucore mrc run.lackey --sets 16 --sizes 16,32,64,128 --json -",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("trace", metavar="TRACE", help="trace file, bundled trace name or workload spec")
+    m.add_argument("--page-size", default="4K",
+                   help="page size(s), comma-separated: 4K, 2M, 4M, 1G (one curve each; default 4K)")
+    m.add_argument("--method", choices=("exact", "shards"), default="exact")
+    m.add_argument("--rate", type=float, default=None,
+                   help="SHARDS sampling rate in (0, 1] (default 0.01)")
+    m.add_argument("--sample-size", type=parse_count, default=None, metavar="N",
+                   help="fixed-size SHARDS: at most N sampled pages")
+    m.add_argument("--sets", type=int, default=None,
+                   help="set-associative TLB with this many sets (page number %% sets)")
+    m.add_argument("--sizes", default=None,
+                   help="entry counts to report, comma-separated (default: 1..64, then 8 "
+                        "per doubling up to the distinct pages)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the SHARDS hash")
+    m.add_argument("--format", default=None,
+                   help="trace format: lackey, din, xdin, pinatrace, champsim, native")
+    m.add_argument("--plot", metavar="FILE", help="write a plot (PNG, PDF, SVG; needs matplotlib)")
+    m.add_argument("--json", metavar="FILE",
+                   help="also write the curves as JSON to FILE ('-': only JSON, on stdout)")
+    add_debug(m)
+    m.set_defaults(func=cmd_mrc)
     return parser
 
 

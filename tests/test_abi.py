@@ -104,8 +104,20 @@ def test_build_kind_is_visible():
     assert isinstance(types.DEBUG, bool)
 
 
+def test_stackdist_layout_is_pinned():
+    """SDState and the mode codes are part of the cimport contract too."""
+    import mmucore.stackdist as stackdist
+    assert stackdist.ABI_VERSION == 1
+    assert stackdist.STATE_SIZE == 336
+    assert stackdist.MODES == {"exact": 0, "sets": 1, "shards_rate": 2, "shards_size": 3}
+    assert stackdist.MAX_WAYS == 4096
+    stackdist.abi_check(stackdist.ABI_VERSION, stackdist.STATE_SIZE)
+    with pytest.raises(ImportError, match="rebuild"):
+        stackdist.abi_check(stackdist.ABI_VERSION + 1, stackdist.STATE_SIZE)
+
+
 @pytest.mark.parametrize("module", ["mmucore.tlb", "mmucore._types", "mmucore.parse", "mmucore.gen",
-                                    "mmucore.pagetable", "mmucore.kmap"])
+                                    "mmucore.pagetable", "mmucore.kmap", "mmucore.stackdist"])
 def test_stubs_match_the_compiled_module(module):
     """Every name of the shipped .pyi exists in the compiled module, and every public
     name of the module is in the stub."""

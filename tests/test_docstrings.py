@@ -5,8 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads", "pyapi.pagetable", "pyapi.kmap",
-           "pyapi.kmap_workloads",
-           "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable", "mmucore.kmap"]
+           "pyapi.kmap_workloads", "pyapi.config", "pyapi.mrc",
+           "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable", "mmucore.kmap", "mmucore.stackdist"]
 
 
 @pytest.mark.parametrize("name", MODULES)
