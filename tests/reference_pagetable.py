@@ -424,6 +424,10 @@ class ReferencePageTable:
             return False
         frames = [range(p, p + (n // step) * (step >> 12)) for _, n, p in ranges
                   if p is not None]
+        # explicit frames must fit the entry: MAXPHYADDR, and 20 bits in a 32-bit PTE
+        limit = 1 << 20 if self.m.name == "x86_32" and page_size == "4K" else 1 << (self.m.M - 12)
+        if any(r.stop > limit for r in frames):
+            return False
         # only the table set is consulted: a 1G range is not enumerated here
         if any(t in r for r in frames for t in self.tables):
             return "table-frame"
