@@ -7,7 +7,7 @@
 # documented error paths; `PageTableCore` (a cdef class) owns the state and its memory.
 # docs/pagetable.md states the semantics (with Intel SDM vol. 3A section numbers).
 from mmucore._types cimport (uint8_t, uint32_t, uint64_t, int64_t, vaddr_t, paddr_t,
-                             intp_t)
+                             intp_t, asid_t)
 from mmucore.tlb cimport TLBState
 
 cdef extern from *:
@@ -164,6 +164,24 @@ cdef uint32_t pt_walk_nodemand(PTState* s, vaddr_t va, uint32_t access,
 # One translation; with demand paging a not-present fault maps a page and walks again.
 # Returns the error code (0 = translated); -1 with MemoryError when frames run out.
 cdef int64_t pt_walk(PTState* s, vaddr_t va, uint32_t access, WalkOut* out) except -1 nogil
+# pt_walk with external paging-structure caches: `psc` points to 5 TLBStates indexed by
+# level (1 = PDE cache ... 4 = PML5E cache; index 0 unused), bit L of `psc_mask` says
+# level L's is on, and their entries are tagged `asid` (a CPU's PSCs shared by the
+# address spaces it runs: mmucore.mmu). pt_walk(s, ...) == pt_walk_ext(s, ..., s.psc,
+# <mask of s.psc_on>, 0). The table's own PSCs are not touched.
+cdef int64_t pt_walk_ext(PTState* s, vaddr_t va, uint32_t access, WalkOut* out,
+                         TLBState* psc, uint32_t psc_mask, asid_t asid) except -1 nogil
+# Drop the entries tagged `asid` of external PSCs whose region holds va; returns the count.
+cdef intp_t pt_psc_invalidate_ext(PTState* s, vaddr_t va, TLBState* psc, uint32_t psc_mask,
+                                  asid_t asid) noexcept nogil
+# Read-only lookup (no A bits, no counters): 1 = a present leaf holds va (*level, *entry
+# set), 0 = not mapped (*level = level of the first not-present entry), -1 = outside the
+# linear space or a reserved bit on the path.
+cdef int pt_find_leaf(PTState* s, vaddr_t va, int64_t* level, uint64_t* entry) noexcept nogil
+# Map the page holding va as a demand fault would (same huge-page policy) unless it is
+# mapped: 0 = mapped now, 1 = nothing done (mapped already, or cannot); MemoryError when
+# the allocator has no frame.
+cdef int pt_demand_map(PTState* s, vaddr_t va) except -1 nogil
 # The batch: n accesses, one call. ops (trace op codes 0..3) may be NULL (then `access`
 # applies to all); `user` adds ACC_USER. Output arrays may be NULL except paddr/fault;
 # entries has n * levels slots (ENTRY_NONE padding). Returns the number of faults.

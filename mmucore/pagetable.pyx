@@ -21,7 +21,7 @@ from libc.stdlib cimport calloc, realloc, free
 from libc.string cimport memset
 
 from mmucore._types cimport (uint8_t, uint32_t, uint64_t, int64_t, vaddr_t, paddr_t,
-                             intp_t, PS_4K, PS_2M, PS_4M, PS_1G, OP_STORE, OP_IFETCH,
+                             intp_t, asid_t, PS_4K, PS_2M, PS_4M, PS_1G, OP_STORE, OP_IFETCH,
                              OP_MODIFY, page_shift)
 from mmucore._rng cimport rng_seed_state, rng_below
 from mmucore.tlb cimport (TLBState, tlb_init, tlb_free, tlb_lookup, tlb_fill,
@@ -655,9 +655,12 @@ cdef int pt_load_cr3(PTState* s) noexcept nogil:
 # the walk
 
 cdef inline uint32_t _walk_w(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
+                             TLBState* psc, uint32_t psc_mask, asid_t asid,
                              Ent* width) noexcept nogil:
     """One page walk; returns _OK/_NOT_PRESENT/_RESERVED/_PROTECTION/_OUTSIDE and fills
-    o.paddr/o.size_code/o.level/o.refs/o.entry_paddr. Counts refs and PSC hits."""
+    o.paddr/o.size_code/o.level/o.refs/o.entry_paddr. Counts refs and PSC hits.
+    `psc` is an array of 5 PSCs indexed by level (bit L of `psc_mask`: level L's is on),
+    whose entries are tagged `asid`: the table's own (asid 0) or a CPU's (mmu.pyx)."""
     cdef int L, k, start
     cdef paddr_t table, pa
     cdef uint64_t e, d, key, vmask, sz
@@ -692,13 +695,13 @@ cdef inline uint32_t _walk_w(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
         table = e & s.addr_mask
         L = 1
     start = L
-    if s.any_psc:
+    if psc_mask:
         for k in range(1, L + 1):
-            if s.psc_on[k]:
+            if (psc_mask >> k) & 1:
                 key = (va & vmask) >> s.shift[k]
-                hit = tlb_lookup(&s.psc[k], key << 12, 0)
+                hit = tlb_lookup(&psc[k], key << 12, asid)
                 if hit >= 0:
-                    d = s.psc[k].data[hit]
+                    d = psc[k].data[hit]
                     table = d & s.addr_mask
                     rw = (d >> 1) & 1
                     us = (d >> 2) & 1
@@ -755,15 +758,16 @@ cdef inline uint32_t _walk_w(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
     if kind != _OK:
         # a page fault invalidates every PSC entry that would be used for va (SDM
         # 4.10.4.1), so the walk leaves none behind: it fills nothing, drops the rest
-        if s.any_psc:
+        # (the entries of this ASID: the PSCs of one table hold asid 0 only)
+        if psc_mask:
             for k in range(1, s.levels):
-                if s.psc_on[k]:
-                    tlb_invalidate(&s.psc[k], ((va & vmask) >> s.shift[k]) << 12, 0, True)
+                if (psc_mask >> k) & 1:
+                    tlb_invalidate(&psc[k], ((va & vmask) >> s.shift[k]) << 12, asid, False)
         return kind
     # the valid non-leaf entries read go into their PSCs (SDM 4.10.3.1)
     for k in range(start, L, -1):
-        if s.psc_on[k]:
-            tlb_fill(&s.psc[k], ((va & vmask) >> s.shift[k]) << 12, 0, PS_4K, False,
+        if (psc_mask >> k) & 1:
+            tlb_fill(&psc[k], ((va & vmask) >> s.shift[k]) << 12, asid, PS_4K, False,
                      (path_e[k] & s.addr_mask) | path_perm[k])
     d = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
     if (e & d) != d:
@@ -783,10 +787,20 @@ cdef inline uint32_t _walk_w(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
     return _OK
 
 
-cdef inline uint32_t _walk(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o) noexcept nogil:
+cdef inline uint32_t _walk(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
+                           TLBState* psc, uint32_t psc_mask, asid_t asid) noexcept nogil:
     if s.esize == 8:
-        return _walk_w(s, va, acc, o, <uint64_t*>NULL)
-    return _walk_w(s, va, acc, o, <uint32_t*>NULL)
+        return _walk_w(s, va, acc, o, psc, psc_mask, asid, <uint64_t*>NULL)
+    return _walk_w(s, va, acc, o, psc, psc_mask, asid, <uint32_t*>NULL)
+
+
+cdef inline uint32_t _own_psc_mask(PTState* s) noexcept nogil:
+    cdef uint32_t L, m = 0
+    if s.any_psc:
+        for L in range(1, PT_MAX_LEVELS):
+            if s.psc_on[L]:
+                m |= 1u << L
+    return m
 
 
 cdef inline uint32_t _finish(PTState* s, uint32_t kind, uint32_t acc, WalkOut* o) noexcept nogil:
@@ -820,7 +834,7 @@ cdef inline uint32_t _finish(PTState* s, uint32_t kind, uint32_t acc, WalkOut* o
 cdef uint32_t pt_walk_nodemand(PTState* s, vaddr_t va, uint32_t access,
                                WalkOut* out) noexcept nogil:
     s.st.accesses += 1
-    return _finish(s, _walk(s, va, access, out), access, out)
+    return _finish(s, _walk(s, va, access, out, s.psc, _own_psc_mask(s), 0), access, out)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1089,25 +1103,91 @@ cdef int _raise_no_memory(PTState* s, vaddr_t va) except -1 nogil:
             f"it have taken effect")
 
 
-cdef inline int64_t _walk_demand(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o) except -1 nogil:
+cdef inline int64_t _walk_demand(PTState* s, vaddr_t va, uint32_t acc, WalkOut* o,
+                                 TLBState* psc, uint32_t psc_mask, asid_t asid) except -1 nogil:
     cdef uint32_t kind
     cdef uint32_t refs0
     cdef int r
     s.st.accesses += 1
-    kind = _walk(s, va, acc, o)
+    kind = _walk(s, va, acc, o, psc, psc_mask, asid)
     if kind == _NOT_PRESENT and s.demand:
         refs0 = o.refs
         r = _demand(s, va, o.level)
         if r == 1:
             _raise_no_memory(s, va)
         if r == 0:
-            kind = _walk(s, va, acc, o)
+            kind = _walk(s, va, acc, o, psc, psc_mask, asid)
             o.refs += refs0
     return _finish(s, kind, acc, o)
 
 
 cdef int64_t pt_walk(PTState* s, vaddr_t va, uint32_t access, WalkOut* out) except -1 nogil:
-    return _walk_demand(s, va, access, out)
+    return _walk_demand(s, va, access, out, s.psc, _own_psc_mask(s), 0)
+
+
+cdef int64_t pt_walk_ext(PTState* s, vaddr_t va, uint32_t access, WalkOut* out,
+                         TLBState* psc, uint32_t psc_mask, asid_t asid) except -1 nogil:
+    return _walk_demand(s, va, access, out, psc, psc_mask, asid)
+
+
+cdef intp_t pt_psc_invalidate_ext(PTState* s, vaddr_t va, TLBState* psc, uint32_t psc_mask,
+                                  asid_t asid) noexcept nogil:
+    cdef uint32_t L
+    cdef intp_t n = 0
+    cdef uint64_t vmask = ((<uint64_t>1) << s.va_bits) - 1
+    for L in range(1, s.levels):
+        if (psc_mask >> L) & 1:
+            n += tlb_invalidate(&psc[L], ((va & vmask) >> s.shift[L]) << 12, asid, False)
+    return n
+
+
+cdef int pt_find_leaf(PTState* s, vaddr_t va, int64_t* level, uint64_t* entry) noexcept nogil:
+    # Read-only descent (no A bits, no counters): 1 with the present leaf holding va,
+    # 0 with *level = the level of the first not-present entry, -1 when va is outside the
+    # linear space or the path holds an entry with a reserved bit set.
+    cdef int L = s.top
+    cdef paddr_t table = s.cr3
+    cdef uint64_t e
+    cdef uint32_t sh
+    if s.va_bits == 32:
+        if va >> 32:
+            return -1
+    else:
+        sh = 64 - s.va_bits
+        if <uint64_t>((<int64_t>(va << sh)) >> sh) != va:
+            return -1
+    if s.mode == MODE_PAE:
+        e = s.pdpte[(va >> 30) & 3]
+        if not (e & PTE_P):
+            level[0] = 2
+            return 0
+        table = e & s.addr_mask
+        L = 1
+    while True:
+        e = _rd(s, table + ((va >> s.shift[L]) & s.idx_mask[L]) * s.esize)
+        if not (e & PTE_P):
+            level[0] = L
+            return 0
+        if e & s.rsvd[2 * L + ((e >> 7) & 1)]:
+            return -1
+        if L == 0 or (e & PTE_PS):
+            level[0] = L
+            entry[0] = e
+            return 1
+        table = e & s.addr_mask
+        L -= 1
+
+
+cdef int pt_demand_map(PTState* s, vaddr_t va) except -1 nogil:
+    cdef int64_t level = 0
+    cdef uint64_t e = 0
+    cdef int r = pt_find_leaf(s, va, &level, &e)
+    if r != 0:
+        return 1
+    r = _demand(s, va, level)
+    if r == 1:
+        _raise_no_memory(s, va)
+    return 0 if r == 0 else 1
 
 
 cdef intp_t pt_walk_batch(PTState* s, const vaddr_t* va, intp_t n, const uint8_t* ops,
@@ -1121,6 +1201,7 @@ cdef intp_t pt_walk_batch(PTState* s, const vaddr_t* va, intp_t n, const uint8_t
     cdef uint32_t ub = ACC_USER if user else 0
     cdef uint32_t acc = access | ub
     cdef int64_t f
+    cdef uint32_t psc_mask = _own_psc_mask(s)
     if ops != NULL:
         for k in range(256):
             acc_of[k] = ub
@@ -1130,7 +1211,7 @@ cdef intp_t pt_walk_batch(PTState* s, const vaddr_t* va, intp_t n, const uint8_t
     for i in range(n):
         if ops != NULL:
             acc = acc_of[ops[i]]
-        f = _walk_demand(s, va[i], acc, &o)
+        f = _walk_demand(s, va[i], acc, &o, s.psc, psc_mask, 0)
         paddr[i] = o.paddr
         fault[i] = <uint32_t>f
         if f:

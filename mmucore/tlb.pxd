@@ -114,6 +114,20 @@ cdef intp_t tlb_flush(TLBState* t, bint keep_global) noexcept nogil
 # tlb_flush_asid: the non-global entries of one ASID (INVPCID single-context).
 cdef intp_t tlb_flush_asid(TLBState* t, asid_t asid) noexcept nogil
 
+# For hierarchies (mmucore.mmu). tlb_touch: the policy's hit update of `entry` (as a
+# lookup that hits it does; no counters). tlb_remove: drop `entry` without counting it
+# as an invalidation (an exclusive L2 hit moves the entry to L1). tlb_remove_match: drop
+# the entry with exactly this tag ((vpn << 2) | size code) and easid (ASID or
+# ASID_GLOBAL), counted in `invalidations`; returns 1 if there was one.
+# tlb_invalidate_range: drop every entry whose page overlaps [first, last] and that
+# belongs to `asid` (or is global, with_global; any ASID with all_asids); returns the
+# count (`invalidations`).
+cdef void tlb_touch(TLBState* t, intp_t entry) noexcept nogil
+cdef void tlb_remove(TLBState* t, intp_t entry) noexcept nogil
+cdef intp_t tlb_remove_match(TLBState* t, uint64_t tag, uint32_t easid) noexcept nogil
+cdef intp_t tlb_invalidate_range(TLBState* t, vaddr_t first, vaddr_t last, asid_t asid,
+                                 bint with_global, bint all_asids) noexcept nogil
+
 
 cdef class TLBCore:
     """Owns one TLBState (the engine object behind pyapi.TLB)."""

@@ -1023,6 +1023,80 @@ cdef intp_t tlb_flush_asid(TLBState* t, asid_t asid) noexcept nogil:
     return dropped
 
 
+cdef void tlb_touch(TLBState* t, intp_t entry) noexcept nogil:
+    _memo_clear(t)
+    if t.indexed:
+        _touch_e(t, entry, <_Hashed*>NULL)
+    elif t.listed:
+        _touch_e(t, entry, <_Wide*>NULL)
+    else:
+        _touch_e(t, entry, <_Scan*>NULL)
+
+
+cdef inline void _touch_e(TLBState* t, intp_t e, Eng* g) noexcept nogil:
+    cdef intp_t s = e // t.ways
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU:
+        _on_hit(t, s, e, <_LRU*>NULL, g)
+    elif pol == POLICY_PLRU:
+        _on_hit(t, s, e, <_PLRU*>NULL, g)
+    elif pol == POLICY_LFU:
+        _on_hit(t, s, e, <_LFU*>NULL, g)
+    elif pol == POLICY_SRRIP:
+        _on_hit(t, s, e, <_SRRIP*>NULL, g)
+
+
+cdef void tlb_remove(TLBState* t, intp_t entry) noexcept nogil:
+    _memo_clear(t)
+    if t.tag[entry] == TAG_INVALID:
+        return
+    _drop(t, entry // t.ways, entry)
+    t.invalidations -= 1
+
+
+cdef intp_t tlb_remove_match(TLBState* t, uint64_t tag, uint32_t easid) noexcept nogil:
+    cdef uint32_t code = <uint32_t>(tag & 3)
+    cdef intp_t s, w, e
+    if not ((t.size_mask >> code) & 1):
+        return 0
+    _memo_clear(t)
+    s = _set_of(t, tag >> 2)
+    if t.indexed:
+        e = _hfind(t, tag, easid)
+        if e >= 0:
+            _drop(t, s, e)
+            return 1
+        return 0
+    for w in range(t.ways):
+        e = s * t.ways + w
+        if t.tag[e] == tag and t.easid[e] == easid:
+            _drop(t, s, e)
+            return 1
+    return 0
+
+
+cdef intp_t tlb_invalidate_range(TLBState* t, vaddr_t first, vaddr_t last, asid_t asid,
+                                 bint with_global, bint all_asids) noexcept nogil:
+    cdef intp_t e, dropped = 0
+    cdef uint64_t tag, base, end
+    cdef uint32_t sh, ea
+    _memo_clear(t)
+    for e in range(t.entries):
+        tag = t.tag[e]
+        if tag == TAG_INVALID:
+            continue
+        ea = t.easid[e]
+        if not (all_asids or ea == asid or (with_global and ea == ASID_GLOBAL)):
+            continue
+        sh = page_shift(<uint32_t>(tag & 3))
+        base = (tag >> 2) << sh
+        end = base + (((<uint64_t>1) << sh) - 1)
+        if base <= last and end >= first:
+            _drop(t, e // t.ways, e)
+            dropped += 1
+    return dropped
+
+
 # ----------------------------------------------------------------------------------------
 # the owning class: thin checked wrappers, one nogil call each
 

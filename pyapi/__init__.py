@@ -7,6 +7,9 @@
 """
 from pyapi import kmap_workloads, workloads
 from pyapi.kmap import KmapBugError, KmapDeadlockError, KmapPool, KmapStats, PerTaskKmapPool
+from pyapi.config import MMUConfig, TLBConfig
+from pyapi.mmu import MMU
+from pyapi.stats import Stats
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.mrc import MissRatioCurve, miss_ratio_curve
 from pyapi.ops import Op
@@ -24,4 +27,5 @@ __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES"
            "bundled_traces", "open_bundled",
            "workloads", "KmapPool", "PerTaskKmapPool", "KmapStats", "KmapBugError",
            "KmapDeadlockError", "kmap_workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep",
-           "miss_ratio_curve", "MissRatioCurve", "__version__"]
+           "miss_ratio_curve", "MissRatioCurve", "MMU", "Stats", "MMUConfig", "TLBConfig",
+           "__version__"]

@@ -92,6 +92,19 @@ def test_pagetable_layout_and_fault_bits_are_pinned():
     assert pagetable.FAULT_OUTSIDE == 0x80000000
 
 
+def test_mmu_layout_is_pinned():
+    """MMUState (mmucore/mmu.pxd) is part of the cimport contract: a change of its size
+    must come with a bump of MMU_ABI_VERSION; then update both numbers here."""
+    import mmucore.mmu as mmu
+    assert mmu.ABI_VERSION == 1
+    assert mmu.STATE_SIZE == 33144
+    mmu.abi_check(mmu.ABI_VERSION, mmu.STATE_SIZE)
+    with pytest.raises(ImportError, match="rebuild"):
+        mmu.abi_check(mmu.ABI_VERSION + 1, mmu.STATE_SIZE)
+    assert mmu.WHERE == {"l1": 0, "l2": 1, "walk": 2, "fault": 3, "control": 255}
+    assert len(mmu.COUNTER_NAMES) == 30 and mmu.MAX_ASIDS == 4096
+
+
 def test_parse_and_kmap_abi_versions():
     import mmucore.kmap as kmap
     import mmucore.parse as parse

@@ -1,0 +1,795 @@
+# The MMU engine: per-CPU TLB hierarchies, per-CPU paging-structure caches tagged by
+# ASID, one page table per address space, and the batch replay loop.
+#
+# Semantics: docs/mmu.md (tests/reference_mmu.py is the oracle). In short, per
+# translation of va on CPU c, side d (instruction for IFETCH, data otherwise), ASID a:
+# * the side's memo (the last translation of that side, held by an L1 entry) or a probe of
+#   the side's L1 structures: an L1 hit (hits/accesses on that structure, hit update);
+# * otherwise a probe of the level-2 structures of side d or unified: an L2 hit, then the
+#   L1 fill; otherwise a walk of ASID a's table with CPU c's PSCs (pt_walk_ext), then the
+#   fills of the inclusion policy (inclusive: L2 then L1, L2 victims back-invalidated in
+#   L1; non-inclusive: the same without back-invalidation; exclusive: L1 only, the L1
+#   victim moves to L2, an L2 hit moves the entry to L1);
+# * a miss at a level is charged to the structure of that level that takes the
+#   translation's page size (holds it, else splinters it), once the size is known.
+# Entries carry as payload the physical address of their page's first byte >> 12.
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t,
+                             vaddr_t, paddr_t, asid_t, intp_t, POLICY_LFU, POLICY_SRRIP,
+                             PS_COUNT, OP_LOAD, OP_STORE, OP_IFETCH, OP_MODIFY, OP_SWITCH,
+                             OP_INVLPG, OP_FLUSH, OP_FLUSH_ASID, OP_MAP, OP_UNMAP,
+                             page_shift)
+from mmucore.tlb cimport (TLBState, TAG_INVALID, ASID_GLOBAL, tlb_init, tlb_free,
+                          tlb_reset_counters, tlb_probe, tlb_fill, tlb_touch, tlb_remove,
+                          tlb_remove_match, tlb_invalidate, tlb_invalidate_range,
+                          tlb_flush, tlb_flush_asid)
+from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_walk_ext,
+                                pt_read_entry, pt_load_cr3, pt_find_leaf, pt_demand_map,
+                                pt_range_op, ENTRY_NONE, FAULT_GP, FAULT_PF, FAULT_P,
+                                FAULT_RSVD, ACC_WRITE, ACC_USER, ACC_IFETCH, PTE_G,
+                                MODE_PAE, PT_MAX_LEVELS)
+
+cdef extern from *:
+    """#define MMUCORE_U64_MAX ((uint64_t)0xFFFFFFFFFFFFFFFFULL)"""
+    const uint64_t U64_MAX "MMUCORE_U64_MAX"
+
+#: The cimport contract's version (mmu.pxd).
+ABI_VERSION = MMU_ABI_VERSION
+#: sizeof(MMUState) in this build.
+STATE_SIZE = sizeof(MMUState)
+#: Names of the per-CPU counters, in the order of MMUCpu.c.
+COUNTER_NAMES = ("accesses", "translations", "split_accesses", "l1_hits", "l1_misses",
+                 "l2_hits", "l2_misses", "walks", "walk_refs", "walk_refs_pte",
+                 "walk_refs_pde", "walk_refs_pdpte", "walk_refs_pml4e", "walk_refs_pml5e",
+                 "faults", "faults_not_present", "faults_protection", "faults_reserved",
+                 "faults_outside", "demand_faults", "switches", "invlpgs", "flushes",
+                 "flush_asids", "maps", "unmaps", "shootdowns", "ipis_sent",
+                 "ipis_received", "back_invalidations")
+#: Codes of the per-record `where` output.
+WHERE = {"l1": WHERE_L1, "l2": WHERE_L2, "walk": WHERE_WALK, "fault": WHERE_FAULT,
+         "control": WHERE_CONTROL}
+SIDES = {"data": SIDE_DATA, "instruction": SIDE_INSTRUCTION, "unified": SIDE_UNIFIED}
+INCLUSIONS = {"inclusive": INCL_INCLUSIVE, "non-inclusive": INCL_NON_INCLUSIVE,
+              "exclusive": INCL_EXCLUSIVE}
+MAX_ASIDS = MMU_MAX_ASIDS
+MAX_CPUS = MMU_MAX_CPUS
+MAX_TLBS = MMU_MAX_TLBS
+
+
+def abi_check(int version, Py_ssize_t state_size):
+    """Raise ImportError unless a consumer built against `version`/`state_size` matches."""
+    if version != MMU_ABI_VERSION or state_size != <Py_ssize_t>sizeof(MMUState):
+        raise ImportError(
+            f"compiled against mmucore.mmu ABI {version} (MMUState {state_size} bytes) but "
+            f"the installed engine is ABI {MMU_ABI_VERSION} ({sizeof(MMUState)} bytes): "
+            f"rebuild the extension against the installed mmucore")
+
+
+cdef struct _Tr:                 # one translation's outcome
+    uint64_t paddr
+    uint32_t code                # page-size code of the translation
+    uint32_t where
+    uint32_t fault
+    WalkOut* walk                # filled when the walker ran (where 2/3), else untouched
+
+
+# ----------------------------------------------------------------------------------------
+# memos
+
+cdef inline void _memo_clear(MMUCpu* c) noexcept nogil:
+    # (a shift of 63 leaves page numbers 0/1, which never equal TAG_INVALID)
+    c.memo_vpn[0] = TAG_INVALID
+    c.memo_vpn[1] = TAG_INVALID
+    c.memo_shift[0] = 63
+    c.memo_shift[1] = 63
+
+
+cdef inline void _memo_set(MMUCpu* c, uint32_t d, int32_t si, intp_t e, uint32_t code,
+                           uint64_t pa_base) noexcept nogil:
+    cdef uint32_t sh = page_shift(code)
+    c.memo_tlb[d] = si
+    c.memo_entry[d] = e
+    c.memo_code[d] = code
+    c.memo_shift[d] = sh
+    c.memo_vpn[d] = (c.tlb[si].tag[e] >> 2)
+    c.memo_pa[d] = pa_base
+
+
+# ----------------------------------------------------------------------------------------
+# page tables (created through the owner, with the GIL: at most 4096 times)
+
+cdef int _create_pt(MMUState* m, uint32_t asid) except -1 nogil:
+    with gil:
+        (<MMUCore>m.owner)._create(asid)
+    return 0
+
+
+cdef inline PTState* _pt(MMUState* m, uint32_t asid) except NULL nogil:
+    if m.pt[asid] == NULL:
+        _create_pt(m, asid)
+    return m.pt[asid]
+
+
+# ----------------------------------------------------------------------------------------
+# fills
+
+cdef inline uint64_t _entry_data(uint64_t pa, uint32_t code) noexcept nogil:
+    # payload of an entry of size `code` holding the byte at physical address pa
+    return (pa & ~((((<uint64_t>1) << page_shift(code))) - 1)) >> 12
+
+
+cdef void _fill_l2(MMUState* m, MMUCpu* c, int32_t si, uint32_t ecode, vaddr_t va,
+                   uint32_t asid, bint glob, uint64_t pa) noexcept nogil:
+    """Fill L2 structure si with the piece of size ecode holding va (pa: its physical
+    address); inclusive: back-invalidate the victim in every L1 structure."""
+    cdef TLBState* t = &c.tlb[si]
+    cdef intp_t j, n = 0
+    t.victim_valid = 0
+    tlb_fill(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
+    if m.inclusion == INCL_INCLUSIVE and t.victim_valid:
+        for j in range(m.n_tlbs):
+            if m.level[j] == 1:
+                n += tlb_remove_match(&c.tlb[j], t.victim_tag, t.victim_easid)
+        if n:
+            c.c[C_BACK_INVALIDATIONS] += <uint64_t>n
+            _memo_clear(c)
+
+
+cdef void _victim_to_l2(MMUState* m, MMUCpu* c, uint32_t d, TLBState* t1) noexcept nogil:
+    """Exclusive: the entry the last fill of t1 displaced goes to the L2 structure that
+    takes its size, with its tag, ASID/global bit and payload."""
+    cdef uint32_t vcode = <uint32_t>(t1.victim_tag & 3)
+    cdef uint32_t sh = page_shift(vcode)
+    cdef vaddr_t base = (t1.victim_tag >> 2) << sh
+    cdef int32_t s2 = m.fill2[d][vcode]
+    cdef bint glob = t1.victim_easid == ASID_GLOBAL
+    cdef TLBState* t2
+    t1.victim_valid = 0
+    if s2 < 0:
+        return
+    t2 = &c.tlb[s2]
+    t2.victim_valid = 0
+    tlb_fill(t2, base, <asid_t>(0 if glob else t1.victim_easid), m.fill2_code[d][vcode],
+             glob, t1.victim_data)
+
+
+cdef void _fill_l1(MMUState* m, MMUCpu* c, uint32_t d, int32_t si, uint32_t ecode,
+                   vaddr_t va, uint32_t asid, bint glob, uint64_t pa) noexcept nogil:
+    cdef TLBState* t = &c.tlb[si]
+    cdef intp_t e
+    t.victim_valid = 0
+    e = tlb_fill(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
+    if m.inclusion == INCL_EXCLUSIVE and t.victim_valid:
+        _victim_to_l2(m, c, d, t)
+    _memo_set(c, d, si, e, ecode, pa & ~((((<uint64_t>1) << page_shift(ecode))) - 1))
+
+
+# ----------------------------------------------------------------------------------------
+# one translation
+
+cdef inline void _charge_miss(TLBState* t) noexcept nogil:
+    t.accesses += 1
+    t.misses += 1
+
+
+cdef int _walk(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
+               uint32_t asid, _Tr* tr) except -1 nogil:
+    cdef PTState* pt = _pt(m, asid)
+    cdef uint64_t refs0[5]
+    cdef uint64_t walks0 = pt.st.walks
+    cdef uint64_t dr, total = 0
+    cdef uint32_t L, code, f, ecode
+    cdef int32_t s1, s2
+    cdef bint glob
+    cdef uint64_t pa
+    for L in range(m.levels):
+        refs0[L] = pt.st.refs[L]
+    c.c[C_WALKS] += 1
+    f = <uint32_t>pt_walk_ext(pt, va, acc, tr.walk, c.psc, m.psc_mask, <asid_t>asid)
+    for L in range(m.levels):
+        dr = pt.st.refs[L] - refs0[L]
+        c.c[C_WALK_REFS_PTE + L] += dr
+        total += dr
+    c.c[C_WALK_REFS] += total
+    if pt.st.walks - walks0 == 2:
+        c.c[C_DEMAND_FAULTS] += 1
+    if f:
+        c.c[C_FAULTS] += 1
+        if f == FAULT_GP:
+            c.c[C_FAULTS_OUTSIDE] += 1
+        elif f & FAULT_RSVD:
+            c.c[C_FAULTS_RESERVED] += 1
+        elif f & FAULT_P:
+            c.c[C_FAULTS_PROTECTION] += 1
+        else:
+            c.c[C_FAULTS_NOT_PRESENT] += 1
+        tr.where = WHERE_FAULT
+        tr.fault = f
+        tr.paddr = 0
+        return 0
+    code = tr.walk.size_code
+    pa = tr.walk.paddr
+    glob = (pt_read_entry(pt, tr.walk.entry_paddr[tr.walk.n_entries - 1]) & PTE_G) != 0
+    s1 = m.fill1[d][code]
+    s2 = m.fill2[d][code]
+    if s1 >= 0:
+        _charge_miss(&c.tlb[s1])
+    if s2 >= 0:
+        _charge_miss(&c.tlb[s2])
+    if m.inclusion == INCL_EXCLUSIVE and s1 >= 0:
+        _fill_l1(m, c, d, s1, m.fill1_code[d][code], va, asid, glob, pa)
+    else:
+        if s2 >= 0:
+            _fill_l2(m, c, s2, m.fill2_code[d][code], va, asid, glob, pa)
+        if s1 >= 0:
+            _fill_l1(m, c, d, s1, m.fill1_code[d][code], va, asid, glob, pa)
+        else:
+            c.memo_vpn[d] = TAG_INVALID
+    tr.where = WHERE_WALK
+    tr.fault = 0
+    tr.code = code
+    tr.paddr = pa
+    return 0
+
+
+cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
+                           uint32_t asid, _Tr* tr) except -1 nogil:
+    cdef int32_t k, j, si, s1
+    cdef TLBState* t
+    cdef intp_t e
+    cdef uint32_t code
+    cdef uint64_t pa
+    cdef bint glob
+    # the same-page memo: an L1 hit on the entry of the side's last translation
+    if (va >> c.memo_shift[d]) == c.memo_vpn[d]:
+        si = c.memo_tlb[d]
+        t = &c.tlb[si]
+        t.accesses += 1
+        t.hits += 1
+        if m.touch_on_hit[si]:
+            tlb_touch(t, c.memo_entry[d])
+        c.c[C_L1_HITS] += 1
+        tr.where = WHERE_L1
+        tr.code = c.memo_code[d]
+        tr.paddr = c.memo_pa[d] | (va & ((((<uint64_t>1) << c.memo_shift[d])) - 1))
+        tr.fault = 0
+        return 0
+    # level 1, last-hit structure first
+    for k in range(m.n_l1[d]):
+        si = c.l1_order[d][k]
+        t = &c.tlb[si]
+        e = tlb_probe(t, va, <asid_t>asid)
+        if e >= 0:
+            t.accesses += 1
+            t.hits += 1
+            tlb_touch(t, e)
+            if k:
+                for j in range(k, 0, -1):
+                    c.l1_order[d][j] = c.l1_order[d][j - 1]
+                c.l1_order[d][0] = si
+            c.c[C_L1_HITS] += 1
+            code = <uint32_t>(t.tag[e] & 3)
+            pa = t.data[e] << 12
+            _memo_set(c, d, si, e, code, pa)
+            tr.where = WHERE_L1
+            tr.code = code
+            tr.paddr = pa | (va & ((((<uint64_t>1) << page_shift(code))) - 1))
+            tr.fault = 0
+            return 0
+    c.c[C_L1_MISSES] += 1
+    # level 2
+    for k in range(m.n_l2[d]):
+        si = m.l2[d][k]
+        t = &c.tlb[si]
+        e = tlb_probe(t, va, <asid_t>asid)
+        if e >= 0:
+            t.accesses += 1
+            t.hits += 1
+            tlb_touch(t, e)
+            c.c[C_L2_HITS] += 1
+            code = <uint32_t>(t.tag[e] & 3)
+            glob = t.easid[e] == ASID_GLOBAL
+            pa = (t.data[e] << 12) | (va & ((((<uint64_t>1) << page_shift(code))) - 1))
+            s1 = m.fill1[d][code]
+            if s1 >= 0:
+                _charge_miss(&c.tlb[s1])
+                if m.inclusion == INCL_EXCLUSIVE:
+                    tlb_remove(t, e)
+                _fill_l1(m, c, d, s1, m.fill1_code[d][code], va, asid, glob, pa)
+            else:
+                c.memo_vpn[d] = TAG_INVALID
+            tr.where = WHERE_L2
+            tr.code = code
+            tr.paddr = pa
+            tr.fault = 0
+            return 0
+    c.c[C_L2_MISSES] += 1
+    return _walk(m, c, d, va, acc, asid, tr)
+
+
+cdef int _access(MMUState* m, MMUCpu* c, vaddr_t va, uint32_t op, uint32_t size,
+                 MMUOut* out, intp_t i) except -1 nogil:
+    """One memory op: its translations, counters and (optionally) outputs."""
+    cdef uint32_t d = SIDE_INSTRUCTION if op == OP_IFETCH else SIDE_DATA
+    cdef uint32_t acc = m.user_flag
+    cdef _Tr tr
+    cdef WalkOut w
+    cdef uint64_t last, page_last
+    cdef bint wrap
+    cdef uint64_t ntr = 1
+    cdef intp_t k
+    if op == OP_STORE or op == OP_MODIFY:
+        acc |= ACC_WRITE
+    elif op == OP_IFETCH:
+        acc |= ACC_IFETCH
+    w.n_entries = 0
+    tr.walk = &w
+    c.c[C_ACCESSES] += 1
+    _translate(m, c, d, va, acc, c.asid, &tr)
+    if out != NULL:
+        if out.paddr != NULL:
+            out.paddr[i] = tr.paddr
+        if out.where != NULL:
+            out.where[i] = <uint8_t>tr.where
+        if out.fault != NULL:
+            out.fault[i] = tr.fault
+        if out.entries != NULL:
+            for k in range(out.cols):
+                out.entries[i * out.cols + k] = (
+                    w.entry_paddr[k] if tr.where >= WHERE_WALK and k < w.n_entries
+                    else ENTRY_NONE)
+    if size > 1:
+        wrap = va > U64_MAX - (size - 1)
+        last = va + (size - 1)
+        while tr.fault == 0:
+            page_last = va | ((((<uint64_t>1) << page_shift(tr.code))) - 1)
+            if not wrap and last <= page_last:
+                break
+            ntr += 1
+            if page_last == U64_MAX:
+                # the range runs past 2**64 - 1: the next page is outside the linear
+                # space (no wrap to 0); it misses both levels and its walk faults
+                c.c[C_L1_MISSES] += 1
+                c.c[C_L2_MISSES] += 1
+                c.c[C_WALKS] += 1
+                c.c[C_FAULTS] += 1
+                c.c[C_FAULTS_OUTSIDE] += 1
+                tr.fault = FAULT_GP
+                break
+            va = page_last + 1
+            _translate(m, c, d, va, acc, c.asid, &tr)
+        if out != NULL and out.fault != NULL:
+            out.fault[i] = tr.fault         # the access's first fault, on any page
+    c.c[C_TRANSLATIONS] += ntr
+    if ntr > 1:
+        c.c[C_SPLIT_ACCESSES] += 1
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# control ops
+
+cdef void _flush_cpu(MMUState* m, MMUCpu* c, bint keep_global) noexcept nogil:
+    cdef intp_t j
+    cdef uint32_t L
+    for j in range(m.n_tlbs):
+        tlb_flush(&c.tlb[j], keep_global)
+    for L in range(1, PT_MAX_LEVELS):
+        if (m.psc_mask >> L) & 1:
+            tlb_flush(&c.psc[L], False)
+    _memo_clear(c)
+
+
+cdef void _flush_psc_asid(MMUState* m, MMUCpu* c, uint32_t asid) noexcept nogil:
+    cdef uint32_t L
+    for L in range(1, PT_MAX_LEVELS):
+        if (m.psc_mask >> L) & 1:
+            tlb_flush_asid(&c.psc[L], <asid_t>asid)
+
+
+cdef void _invalidate_range_cpu(MMUState* m, MMUCpu* c, uint32_t asid, vaddr_t first,
+                                vaddr_t last, bint with_global, bint psc_all) noexcept nogil:
+    # TLB entries of `asid` (and global ones) overlapping [first, last]; PSC entries of
+    # `asid`: all of them (psc_all, as INVLPG) or those whose region overlaps the range
+    cdef intp_t j
+    cdef uint32_t L
+    cdef PTState* pt = m.pt[asid]
+    cdef uint64_t vmask
+    for j in range(m.n_tlbs):
+        tlb_invalidate_range(&c.tlb[j], first, last, <asid_t>asid, with_global, False)
+    if psc_all or pt == NULL:
+        _flush_psc_asid(m, c, asid)
+    else:
+        vmask = ((<uint64_t>1) << pt.va_bits) - 1
+        for L in range(1, PT_MAX_LEVELS):
+            if (m.psc_mask >> L) & 1:
+                tlb_invalidate_range(&c.psc[L], ((first & vmask) >> pt.shift[L]) << 12,
+                                     (((last & vmask) >> pt.shift[L]) << 12) | 4095,
+                                     <asid_t>asid, False, False)
+    _memo_clear(c)
+
+
+cdef void mmu_invalidate_range(MMUState* m, asid_t asid, vaddr_t first,
+                               vaddr_t last) noexcept nogil:
+    cdef intp_t k
+    for k in range(m.cpus):
+        _invalidate_range_cpu(m, &m.cpu[k], asid, first, last, True, True)
+
+
+cdef int _control(MMUState* m, intp_t ci, uint32_t op, uint64_t arg) except -1 nogil:
+    cdef MMUCpu* c = &m.cpu[ci]
+    cdef MMUCpu* o
+    cdef PTState* pt
+    cdef intp_t j, k, ipis = 0
+    cdef int64_t level = 0
+    cdef uint64_t entry = 0, size, first
+    cdef vaddr_t bad = 0
+    cdef bint glob
+    if op == OP_SWITCH:
+        c.c[C_SWITCHES] += 1
+        c.asid = <uint32_t>arg
+        pt = _pt(m, c.asid)
+        if not m.pcid:
+            _flush_cpu(m, c, True)
+        if m.mode == MODE_PAE:
+            pt_load_cr3(pt)
+        _memo_clear(c)
+    elif op == OP_INVLPG:
+        c.c[C_INVLPGS] += 1
+        for j in range(m.n_tlbs):
+            tlb_invalidate(&c.tlb[j], arg, <asid_t>c.asid, False)
+        _flush_psc_asid(m, c, c.asid)
+        _memo_clear(c)
+    elif op == OP_FLUSH:
+        c.c[C_FLUSHES] += 1
+        _flush_cpu(m, c, not (arg & 1))
+        if arg & 2:
+            for k in range(m.cpus):
+                if k != ci:
+                    _flush_cpu(m, &m.cpu[k], not (arg & 1))
+                    m.cpu[k].c[C_IPIS_RECEIVED] += 1
+                    ipis += 1
+            if ipis:
+                c.c[C_IPIS_SENT] += <uint64_t>ipis
+                c.c[C_SHOOTDOWNS] += 1
+    elif op == OP_FLUSH_ASID:
+        c.c[C_FLUSH_ASIDS] += 1
+        for j in range(m.n_tlbs):
+            tlb_flush_asid(&c.tlb[j], <asid_t>arg)
+        _flush_psc_asid(m, c, <uint32_t>arg)
+        _memo_clear(c)
+    elif op == OP_MAP:
+        c.c[C_MAPS] += 1
+        pt_demand_map(_pt(m, c.asid), arg)
+    elif op == OP_UNMAP:
+        c.c[C_UNMAPS] += 1
+        pt = _pt(m, c.asid)
+        if pt_find_leaf(pt, arg, &level, &entry) != 1:
+            return 0
+        glob = (entry & PTE_G) != 0
+        size = (<uint64_t>1) << pt.shift[level]
+        first = arg & ~(size - 1)
+        pt_range_op(pt, first, first + (size - 1), 1, 0, 0, &bad)
+        for k in range(m.cpus):
+            o = &m.cpu[k]
+            if k == ci:
+                _invalidate_range_cpu(m, o, c.asid, first, first + (size - 1), True, True)
+            elif glob or o.asid == c.asid:
+                o.c[C_IPIS_RECEIVED] += 1
+                ipis += 1
+                _invalidate_range_cpu(m, o, c.asid, first, first + (size - 1), True, False)
+            else:                          # deferred (no IPI): the ASID's entries only
+                _invalidate_range_cpu(m, o, c.asid, first, first + (size - 1), False, False)
+        if ipis:
+            c.c[C_IPIS_SENT] += <uint64_t>ipis
+            c.c[C_SHOOTDOWNS] += 1
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# the batch
+
+cdef intp_t mmu_run(MMUState* m, const vaddr_t* addr, const uint8_t* op,
+                    const uint16_t* size, const uint16_t* cpu, intp_t n,
+                    MMUOut* out) except -1 nogil:
+    if out == NULL and cpu == NULL and op == NULL and size == NULL:
+        return _run_loads(m, addr, n)
+    return _run(m, addr, op, size, cpu, n, out)
+
+
+cdef intp_t _run(MMUState* m, const vaddr_t* addr, const uint8_t* op,
+                 const uint16_t* size, const uint16_t* cpu, intp_t n,
+                 MMUOut* out) except -1 nogil:
+    cdef intp_t i, ci = 0, k
+    cdef uint32_t o = OP_LOAD, sz = 1
+    cdef MMUCpu* c = &m.cpu[0]
+    for i in range(n):
+        if cpu != NULL:
+            ci = cpu[i]
+            c = &m.cpu[ci]
+        if op != NULL:
+            o = op[i]
+        if o >= OP_SWITCH:
+            _control(m, ci, o, addr[i])
+            if out != NULL:
+                if out.paddr != NULL:
+                    out.paddr[i] = 0
+                if out.where != NULL:
+                    out.where[i] = WHERE_CONTROL
+                if out.fault != NULL:
+                    out.fault[i] = 0
+                if out.entries != NULL:
+                    for k in range(out.cols):
+                        out.entries[i * out.cols + k] = ENTRY_NONE
+        else:
+            if size != NULL:
+                sz = size[i]
+            _access(m, c, addr[i], o, sz, out, i)
+        m.position += 1
+    return n
+
+
+cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n) except -1 nogil:
+    # one CPU's loads of one byte: runs of memo hits are counted in a tight loop
+    cdef MMUCpu* c = &m.cpu[0]
+    cdef intp_t i = 0, j, run
+    cdef uint32_t sh
+    cdef uint64_t vpn
+    cdef TLBState* t
+    while i < n:
+        sh = c.memo_shift[SIDE_DATA]
+        vpn = c.memo_vpn[SIDE_DATA]
+        if (addr[i] >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[SIDE_DATA]]:
+            j = i + 1
+            while j < n and (addr[j] >> sh) == vpn:
+                j += 1
+            run = j - i
+            t = &c.tlb[c.memo_tlb[SIDE_DATA]]
+            t.accesses += <uint64_t>run
+            t.hits += <uint64_t>run
+            c.c[C_ACCESSES] += <uint64_t>run
+            c.c[C_TRANSLATIONS] += <uint64_t>run
+            c.c[C_L1_HITS] += <uint64_t>run
+            m.position += <uint64_t>run
+            i = j
+            continue
+        _access(m, c, addr[i], OP_LOAD, 1, NULL, i)
+        m.position += 1
+        i += 1
+    return n
+
+
+cdef void mmu_reset_counters(MMUState* m) noexcept nogil:
+    cdef intp_t k, j
+    cdef uint32_t L
+    cdef MMUCpu* c
+    for k in range(m.cpus):
+        c = &m.cpu[k]
+        memset(c.c, 0, sizeof(c.c))
+        for j in range(m.n_tlbs):
+            tlb_reset_counters(&c.tlb[j])
+        for L in range(1, PT_MAX_LEVELS):
+            if (m.psc_mask >> L) & 1:
+                tlb_reset_counters(&c.psc[L])
+
+
+# ----------------------------------------------------------------------------------------
+# the owning class
+
+cdef class MMUCore:
+    """The MMU engine object (use ``pyapi.MMU``).
+
+    ``tlbs``: one tuple per structure ``(level, side, sets, ways, policy, size_mask)``
+    (side a code of ``SIDES``); ``fill``: ``{(level, side, size code): (structure index,
+    entry size code)}`` for sides 0/1; ``psc``: ``{level: (sets, ways)}``; ``factory``:
+    called as ``factory(asid)`` the first time an ASID is used, returns its
+    ``PageTableCore`` (demand paging configured, no PSCs of its own).
+    """
+
+    def __cinit__(self, intp_t cpus, list tlbs, dict fill, dict psc, uint32_t psc_policy,
+                  uint32_t inclusion, bint pcid, uint32_t mode, uint32_t levels,
+                  bint user, uint64_t seed, object factory):
+        cdef intp_t k, j, d
+        cdef uint32_t L
+        cdef MMUCpu* c
+        cdef MMUState* st = &self.st
+        memset(&self.st, 0, sizeof(MMUState))
+        self._tables = [None] * MMU_MAX_ASIDS
+        self._factory = factory
+        if not 1 <= cpus <= MMU_MAX_CPUS:
+            raise ValueError(f"cpus={cpus}: must be 1..{MMU_MAX_CPUS}")
+        if len(tlbs) > MMU_MAX_TLBS:
+            raise ValueError(f"{len(tlbs)} TLB structures per CPU: at most {MMU_MAX_TLBS}")
+        if inclusion > INCL_EXCLUSIVE:
+            raise ValueError(f"inclusion code {inclusion}")
+        st.owner = <void*>self
+        st.n_tlbs = len(tlbs)
+        st.inclusion = inclusion
+        st.pcid = pcid
+        st.mode = mode
+        st.levels = levels
+        st.user_flag = ACC_USER if user else 0
+        for d in range(2):
+            for j in range(4):
+                st.fill1[d][j] = -1
+                st.fill2[d][j] = -1
+                st.fill1_code[d][j] = 255
+                st.fill2_code[d][j] = 255
+        for j, spec in enumerate(tlbs):
+            level, side, sets, ways, policy, mask = spec
+            st.level[j] = level
+            st.side[j] = side
+            st.touch_on_hit[j] = policy == POLICY_LFU or policy == POLICY_SRRIP
+            for d in range(2):
+                if level == 1 and side == d:
+                    st.n_l1[d] += 1
+                elif level == 2 and (side == d or side == SIDE_UNIFIED):
+                    st.l2[d][st.n_l2[d]] = j
+                    st.n_l2[d] += 1
+        for (level, d, code), (j, ecode) in fill.items():
+            if level == 1:
+                st.fill1[d][code] = j
+                st.fill1_code[d][code] = ecode
+            else:
+                st.fill2[d][code] = j
+                st.fill2_code[d][code] = ecode
+        for L in psc:
+            st.psc_mask |= 1u << L
+        st.cpus = cpus
+        st.cpu = <MMUCpu*>calloc(cpus, sizeof(MMUCpu))
+        if st.cpu == NULL:
+            raise MemoryError("cannot allocate the per-CPU state")
+        for k in range(cpus):
+            c = &st.cpu[k]
+            _memo_clear(c)
+            c.tlb = <TLBState*>calloc(max(st.n_tlbs, 1), sizeof(TLBState))
+            if c.tlb == NULL:
+                raise MemoryError("cannot allocate the TLB structures")
+            for j, spec in enumerate(tlbs):
+                level, side, sets, ways, policy, mask = spec
+                tlb_init(&c.tlb[j], sets, ways, policy, mask, seed)
+            for d in range(2):
+                k2 = 0
+                for j in range(st.n_tlbs):
+                    if st.level[j] == 1 and st.side[j] == d:
+                        c.l1_order[d][k2] = j
+                        k2 += 1
+            for L, (sets, ways) in psc.items():
+                tlb_init(&c.psc[L], sets, ways, psc_policy, 1, seed)
+
+    def __dealloc__(self):
+        cdef intp_t k, j
+        cdef uint32_t L
+        if self.st.cpu != NULL:
+            for k in range(self.st.cpus):
+                if self.st.cpu[k].tlb != NULL:
+                    for j in range(self.st.n_tlbs):
+                        if self.st.cpu[k].tlb[j].tag != NULL:
+                            tlb_free(&self.st.cpu[k].tlb[j])
+                    free(self.st.cpu[k].tlb)
+                for L in range(1, PT_MAX_LEVELS):
+                    if self.st.cpu[k].psc[L].tag != NULL:
+                        tlb_free(&self.st.cpu[k].psc[L])
+            free(self.st.cpu)
+            self.st.cpu = NULL
+
+    cdef MMUState* state(self) noexcept:
+        return &self.st
+
+    cdef int _create(self, uint32_t asid) except -1:
+        cdef PageTableCore core = self._factory(asid)
+        self._tables[asid] = core
+        self.st.pt[asid] = core.state()
+        self.st.asids += 1
+        return 0
+
+    def ensure(self, uint32_t asid):
+        """Create ASID ``asid``'s page table if it does not exist yet; returns it."""
+        if asid >= MMU_MAX_ASIDS:
+            raise ValueError(f"ASID {asid} is outside 0..{MMU_MAX_ASIDS - 1}")
+        if self.st.pt[asid] == NULL:
+            self._create(asid)
+        return self._tables[asid]
+
+    def table(self, uint32_t asid):
+        """ASID ``asid``'s PageTableCore, or None."""
+        return self._tables[asid] if asid < MMU_MAX_ASIDS else None
+
+    @property
+    def cpus(self):
+        return self.st.cpus
+
+    @property
+    def position(self):
+        return self.st.position
+
+    @property
+    def asids(self):
+        return self.st.asids
+
+    def current_asid(self, intp_t cpu):
+        return self.st.cpu[cpu].asid
+
+    def cpumask(self, uint32_t asid):
+        """The CPUs on which ASID ``asid`` is current."""
+        return [k for k in range(self.st.cpus) if self.st.cpu[k].asid == asid]
+
+    def run(self, const uint64_t[::1] addr not None, const uint8_t[::1] op=None,
+            const uint16_t[::1] size=None, const uint16_t[::1] cpu=None,
+            uint64_t[::1] paddr=None, uint8_t[::1] where=None, uint32_t[::1] fault=None,
+            uint64_t[::1] entries=None):
+        """Run one validated chunk in one nogil call; returns the records processed."""
+        cdef intp_t n = addr.shape[0]
+        cdef MMUOut o
+        cdef MMUOut* po = NULL
+        cdef const uint8_t* pop = NULL
+        cdef const uint16_t* psz = NULL
+        cdef const uint16_t* pcpu = NULL
+        memset(&o, 0, sizeof(MMUOut))
+        o.cols = 2 if self.st.mode == MODE_PAE else self.st.levels
+        if n == 0:
+            return 0
+        for name, arr in (("op", op), ("size", size), ("cpu", cpu), ("paddr", paddr),
+                          ("where", where), ("fault", fault)):
+            if arr is not None and arr.shape[0] != n:
+                raise ValueError(f"{name} has {arr.shape[0]} values for {n} records")
+        if entries is not None and entries.shape[0] != n * o.cols:
+            raise ValueError(f"entries has {entries.shape[0]} slots for {n} x {o.cols}")
+        if op is not None:
+            pop = &op[0]
+        if size is not None:
+            psz = &size[0]
+        if cpu is not None:
+            pcpu = &cpu[0]
+        if paddr is not None:
+            o.paddr = &paddr[0]
+            po = &o
+        if where is not None:
+            o.where = &where[0]
+            po = &o
+        if fault is not None:
+            o.fault = &fault[0]
+            po = &o
+        if entries is not None:
+            o.entries = &entries[0]
+            po = &o
+        with nogil:
+            mmu_run(&self.st, &addr[0], pop, psz, pcpu, n, po)
+        return n
+
+    def invalidate_range(self, uint32_t asid, uint64_t first, uint64_t last):
+        mmu_invalidate_range(&self.st, <asid_t>asid, first, last)
+
+    def counters(self):
+        """Per CPU: (list of counters in COUNTER_NAMES order, [per structure (accesses,
+        hits, misses, evictions, fills, invalidations)], {psc level: (accesses, hits,
+        misses)})."""
+        cdef intp_t k, j
+        cdef MMUCpu* c
+        cdef TLBState* t
+        out = []
+        for k in range(self.st.cpus):
+            c = &self.st.cpu[k]
+            tl = []
+            for j in range(self.st.n_tlbs):
+                t = &c.tlb[j]
+                tl.append((t.accesses, t.hits, t.misses, t.evictions, t.fills,
+                           t.invalidations))
+            ps = {}
+            for L in range(1, PT_MAX_LEVELS):
+                if (self.st.psc_mask >> L) & 1:
+                    ps[L] = (c.psc[L].accesses, c.psc[L].hits, c.psc[L].misses)
+            out.append(([c.c[j] for j in range(MMU_NCOUNTERS)], tl, ps))
+        return out
+
+    def reset_counters(self):
+        mmu_reset_counters(&self.st)
+
+    def contents(self, intp_t cpu, intp_t structure):
+        """Valid entries of one structure: [(vpn, size code, easid, payload)] (tests)."""
+        cdef TLBState* t = &self.st.cpu[cpu].tlb[structure]
+        cdef intp_t e
+        return [(t.tag[e] >> 2, t.tag[e] & 3, t.easid[e], t.data[e])
+                for e in range(t.entries) if t.tag[e] != TAG_INVALID]

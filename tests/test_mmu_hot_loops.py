@@ -1,0 +1,25 @@
+"""The MMU engine's nogil kernels touch no Python objects (cython -a "yellow").
+
+Translates mmucore/mmu.pyx to C (tests/cython_c.py) and checks the body of every cdef
+function. Only the creation of an address space's page table (``_create_pt``, which
+takes the GIL to call the owner's factory at most 4096 times per MMU, and the owner's
+``_create`` method) may touch Python; functions declared ``except -1`` have their error
+exit cut off before the check.
+"""
+from cython_c import PY_API, dirty, function_bodies, translate
+
+ALLOWED = {"_create_pt", "7MMUCore__create"}
+KERNELS = ["mmu_run", "_run", "_run_loads", "_access", "_translate", "_walk", "_fill_l1",
+           "_fill_l2", "_victim_to_l2", "_control", "_flush_cpu", "_flush_psc_asid",
+           "_invalidate_range_cpu", "mmu_invalidate_range", "mmu_reset_counters"]
+
+
+def test_kernels_have_no_python_interaction(tmp_path):
+    c = translate(tmp_path, "mmu", ("mmu.pyx", "mmu.pxd", "pagetable.pxd", "tlb.pxd",
+                                    "_types.pxd"))
+    kernels = function_bodies(c, "mmu", strip_error_exit=True)
+    missing = [k for k in KERNELS if k not in kernels]
+    assert missing == [], f"kernels not found in the generated C: {missing}"
+    assert dirty(kernels, allowed=ALLOWED) == []
+    # the checker itself sees Python calls where they are
+    assert PY_API.search(kernels["_create_pt"])
