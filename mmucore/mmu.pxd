@@ -11,7 +11,7 @@ from mmucore.tlb cimport TLBState
 from mmucore.pagetable cimport PTState
 
 cdef enum:
-    MMU_ABI_VERSION = 1         # bumped with every change of MMUState/MMUCpu or a kernel
+    MMU_ABI_VERSION = 2         # bumped with every change of MMUState/MMUCpu or a kernel
     MMU_MAX_TLBS = 8            # TLB structures per CPU
     MMU_MAX_ASIDS = 4096        # ASIDs 0..4095 (12-bit PCIDs)
     MMU_MAX_CPUS = 1024
@@ -71,6 +71,10 @@ cdef struct MMUCpu:
     int32_t memo_tlb[2]
     intp_t memo_entry[2]
     uint64_t memo_pa[2]         # physical address of the memo page's first byte
+    # bit (1 << code) for every entry size ever filled into one of the CPU's TLB
+    # structures: a structure is probed only for its sizes in this mask (the others
+    # cannot hold an entry; with 4K pages only, the 2M/4M/1G probes are skipped)
+    uint32_t size_seen
     uint64_t c[30]              # counters (C_*)
 
 cdef struct MMUOut:             # optional per-record outputs (any pointer may be NULL)

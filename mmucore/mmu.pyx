@@ -22,14 +22,15 @@ from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int
                              OP_INVLPG, OP_FLUSH, OP_FLUSH_ASID, OP_MAP, OP_UNMAP,
                              page_shift)
 from mmucore.tlb cimport (TLBState, TAG_INVALID, ASID_GLOBAL, tlb_init, tlb_free,
-                          tlb_reset_counters, tlb_probe, tlb_fill, tlb_touch, tlb_remove,
+                          tlb_reset_counters, tlb_probe, tlb_probe_sizes, tlb_fill,
+                          tlb_fill_absent, tlb_touch, tlb_remove,
                           tlb_remove_match, tlb_invalidate, tlb_invalidate_range,
                           tlb_flush, tlb_flush_asid)
 from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_walk_ext,
                                 pt_read_entry, pt_load_cr3, pt_find_leaf, pt_demand_map,
                                 pt_range_op, ENTRY_NONE, FAULT_GP, FAULT_PF, FAULT_P,
                                 FAULT_RSVD, ACC_WRITE, ACC_USER, ACC_IFETCH, PTE_G,
-                                MODE_PAE, PT_MAX_LEVELS)
+                                MODE_PAE, PT_MAX_LEVELS, PTE_P, PTE_PS)
 
 cdef extern from *:
     """#define MMUCORE_U64_MAX ((uint64_t)0xFFFFFFFFFFFFFFFFULL)"""
@@ -123,14 +124,19 @@ cdef inline uint64_t _entry_data(uint64_t pa, uint32_t code) noexcept nogil:
 cdef void _fill_l2(MMUState* m, MMUCpu* c, int32_t si, uint32_t ecode, vaddr_t va,
                    uint32_t asid, bint glob, uint64_t pa) noexcept nogil:
     """Fill L2 structure si with the piece of size ecode holding va (pa: its physical
-    address); inclusive: back-invalidate the victim in every L1 structure."""
+    address); inclusive: back-invalidate the victim in every L1 structure. Callers have
+    just probed si for va/asid and missed (tlb_fill_absent's precondition)."""
     cdef TLBState* t = &c.tlb[si]
     cdef intp_t j, n = 0
+    cdef uint32_t vbit
     t.victim_valid = 0
-    tlb_fill(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
+    c.size_seen |= 1u << ecode
+    tlb_fill_absent(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
     if m.inclusion == INCL_INCLUSIVE and t.victim_valid:
+        vbit = 1u << (t.victim_tag & 3)
         for j in range(m.n_tlbs):
-            if m.level[j] == 1:
+            # (a structure that never held the victim's size has nothing to remove)
+            if m.level[j] == 1 and (c.tlb[j].size_mask & c.size_seen & vbit):
                 n += tlb_remove_match(&c.tlb[j], t.victim_tag, t.victim_easid)
         if n:
             c.c[C_BACK_INVALIDATIONS] += <uint64_t>n
@@ -151,6 +157,7 @@ cdef void _victim_to_l2(MMUState* m, MMUCpu* c, uint32_t d, TLBState* t1) noexce
         return
     t2 = &c.tlb[s2]
     t2.victim_valid = 0
+    c.size_seen |= 1u << m.fill2_code[d][vcode]
     tlb_fill(t2, base, <asid_t>(0 if glob else t1.victim_easid), m.fill2_code[d][vcode],
              glob, t1.victim_data)
 
@@ -160,7 +167,8 @@ cdef void _fill_l1(MMUState* m, MMUCpu* c, uint32_t d, int32_t si, uint32_t ecod
     cdef TLBState* t = &c.tlb[si]
     cdef intp_t e
     t.victim_valid = 0
-    e = tlb_fill(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
+    c.size_seen |= 1u << ecode
+    e = tlb_fill_absent(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
     if m.inclusion == INCL_EXCLUSIVE and t.victim_valid:
         _victim_to_l2(m, c, d, t)
     _memo_set(c, d, si, e, ecode, pa & ~((((<uint64_t>1) << page_shift(ecode))) - 1))
@@ -239,7 +247,7 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
     cdef int32_t k, j, si, s1
     cdef TLBState* t
     cdef intp_t e
-    cdef uint32_t code
+    cdef uint32_t code, pm
     cdef uint64_t pa
     cdef bint glob
     # the same-page memo: an L1 hit on the entry of the side's last translation
@@ -260,7 +268,11 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
     for k in range(m.n_l1[d]):
         si = c.l1_order[d][k]
         t = &c.tlb[si]
-        e = tlb_probe(t, va, <asid_t>asid)
+        pm = t.size_mask & c.size_seen
+        if pm == 0:
+            continue
+        e = (tlb_probe(t, va, <asid_t>asid) if pm == t.size_mask
+             else tlb_probe_sizes(t, va, <asid_t>asid, pm))
         if e >= 0:
             t.accesses += 1
             t.hits += 1
@@ -283,7 +295,11 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
     for k in range(m.n_l2[d]):
         si = m.l2[d][k]
         t = &c.tlb[si]
-        e = tlb_probe(t, va, <asid_t>asid)
+        pm = t.size_mask & c.size_seen
+        if pm == 0:
+            continue
+        e = (tlb_probe(t, va, <asid_t>asid) if pm == t.size_mask
+             else tlb_probe_sizes(t, va, <asid_t>asid, pm))
         if e >= 0:
             t.accesses += 1
             t.hits += 1
@@ -489,14 +505,199 @@ cdef int _control(MMUState* m, intp_t ci, uint32_t op, uint64_t arg) except -1 n
 
 
 # ----------------------------------------------------------------------------------------
+# software prefetch of the leaf entry a coming walk will read (no semantic effect)
+
+cdef extern from *:
+    """
+    /* A volatile asm on x86-64: GCC's pure/const analysis ignores __builtin_prefetch,
+       so a void function whose only effect is a prefetch is deleted at its call. */
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #define MMUCORE_PREFETCH(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+    #elif defined(__GNUC__)
+    #define MMUCORE_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #else
+    #define MMUCORE_PREFETCH(p) ((void)(p))
+    #endif
+    """
+    void _prefetch "MMUCORE_PREFETCH"(const void* p) noexcept nogil
+
+cdef enum:
+    PREFETCH_AHEAD = 3          # records between the prefetch and the walk it serves
+
+
+cdef inline const uint64_t* _table_page(PTState* s, uint64_t pfn) noexcept nogil:
+    # the pool page of a page-table frame (the all-zero page for any other frame), as
+    # pagetable.pyx's _page: read-only
+    cdef uint32_t slot = 0
+    if (pfn >> 10) < s.dir_len:
+        slot = s.slot_dir[pfn >> 10][pfn & 1023]
+    return s.pool + ((<intp_t>slot) << 9)
+
+
+cdef void _prefetch_leaf(PTState* s, vaddr_t va, bint slot_only) noexcept nogil:
+    """Descend the table of va without side effects (no A bits, no counters, no PSCs)
+    and prefetch the host cache line of the entry the walk will read last. The upper
+    levels are hot in the host caches; the leaf entries are not, nor the pool-slot
+    words of the leaf tables (one 4 KiB directory chunk per 4 MiB of physical memory).
+    `slot_only`: stop one level higher and prefetch the leaf table's slot word instead
+    (issued further ahead, so that the later full descent finds it cached)."""
+    cdef uint32_t L = s.top
+    cdef paddr_t table = s.cr3, pa
+    cdef uint64_t e, pfn
+    cdef const uint64_t* page
+    if s.mode == MODE_PAE:
+        e = s.pdpte[(va >> 30) & 3]
+        if not (e & PTE_P):
+            return
+        table = e & s.addr_mask
+        L = 1
+    while True:
+        pa = table + ((va >> s.shift[L]) & s.idx_mask[L]) * s.esize
+        page = _table_page(s, pa >> 12)
+        if L == 0:
+            _prefetch(<const char*>page + (pa & 4095))
+            return
+        if s.esize == 8:
+            e = page[(pa >> 3) & 511]
+        else:
+            e = (<const uint32_t*>page)[(pa >> 2) & 1023]
+        if not (e & PTE_P) or (e & PTE_PS):
+            if not slot_only:
+                _prefetch(<const char*>page + (pa & 4095))
+            return
+        table = e & s.addr_mask
+        L -= 1
+        if slot_only and L == 0:
+            pfn = table >> 12
+            if (pfn >> 10) < s.dir_len:
+                _prefetch(&s.slot_dir[pfn >> 10][pfn & 1023])
+            return
+
+
+# ----------------------------------------------------------------------------------------
 # the batch
 
 cdef intp_t mmu_run(MMUState* m, const vaddr_t* addr, const uint8_t* op,
                     const uint16_t* size, const uint16_t* cpu, intp_t n,
                     MMUOut* out) except -1 nogil:
-    if out == NULL and cpu == NULL and op == NULL and size == NULL:
-        return _run_loads(m, addr, n)
+    if out == NULL:
+        if cpu == NULL and op == NULL and size == NULL:
+            return _run_loads(m, addr, n)
+        return _run_fast(m, addr, op, size, cpu, n)
     return _run(m, addr, op, size, cpu, n, out)
+
+
+cdef inline uint64_t _last_byte(vaddr_t va, uint32_t sz) noexcept nogil:
+    # the last byte of an access of sz bytes (0 means 1); wraps past 2**64 - 1
+    return va + sz - (sz != 0)
+
+
+cdef inline intp_t _memo_run4(const vaddr_t* addr, const uint16_t* size, intp_t j,
+                             intp_t n, uint32_t sh, uint64_t vpn) noexcept nogil:
+    # Skip whole blocks of 4 records whose bytes all lie in page vpn (one branch per
+    # block); returns the first record of the first block that has one outside (or of
+    # the last partial block): the caller's scalar loop finds the exact end of the run.
+    cdef uint64_t bad
+    if size != NULL:
+        while j + 4 <= n:
+            bad = (((addr[j] >> sh) ^ vpn) | ((_last_byte(addr[j], size[j]) >> sh) ^ vpn)
+                   | ((addr[j + 1] >> sh) ^ vpn)
+                   | ((_last_byte(addr[j + 1], size[j + 1]) >> sh) ^ vpn)
+                   | ((addr[j + 2] >> sh) ^ vpn)
+                   | ((_last_byte(addr[j + 2], size[j + 2]) >> sh) ^ vpn)
+                   | ((addr[j + 3] >> sh) ^ vpn)
+                   | ((_last_byte(addr[j + 3], size[j + 3]) >> sh) ^ vpn))
+            if bad:
+                break
+            j += 4
+    else:
+        while j + 4 <= n:
+            bad = (((addr[j] >> sh) ^ vpn) | ((addr[j + 1] >> sh) ^ vpn)
+                   | ((addr[j + 2] >> sh) ^ vpn) | ((addr[j + 3] >> sh) ^ vpn))
+            if bad:
+                break
+            j += 4
+    return j
+
+
+cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
+                      const uint16_t* size, const uint16_t* cpu, intp_t n) except -1 nogil:
+    # No per-record outputs: runs of memory ops of one CPU and side whose bytes all lie
+    # in that side's memo page are L1 hits counted in bulk (exactly what _access would
+    # count: accesses, translations, l1_hits, the memo structure's accesses/hits), unless
+    # the memo structure's policy changes state on a hit (LFU, SRRIP). Everything else
+    # (other pages, page-crossing accesses, control ops) goes through _access/_control.
+    cdef intp_t i = 0, j, ci = 0, run
+    cdef uint64_t pos0 = m.position
+    cdef MMUCpu* c
+    cdef TLBState* t
+    cdef uint32_t o = OP_LOAD, o2, d, sh, sz = 1
+    cdef uint64_t vpn, va, last, ptes0
+    # the last record whose walk read a PTE: prefetch when it is the previous record (a
+    # walk-heavy stream over 4K pages; huge-page walks end in a few hot directories)
+    cdef intp_t walked = -2
+    if cpu != NULL and n > 0:
+        ci = cpu[0]
+    c = &m.cpu[ci]
+    while i < n:
+        if cpu != NULL and cpu[i] != ci:
+            ci = cpu[i]
+            c = &m.cpu[ci]
+        if op != NULL:
+            o = op[i]
+        if o >= OP_SWITCH:
+            m.position = pos0 + <uint64_t>i
+            _control(m, ci, o, addr[i])
+            i += 1
+            continue
+        d = SIDE_INSTRUCTION if o == OP_IFETCH else SIDE_DATA
+        va = addr[i]
+        if size != NULL:
+            sz = size[i]
+        last = _last_byte(va, sz)
+        sh = c.memo_shift[d]
+        vpn = c.memo_vpn[d]
+        # (both ends in the memo page: no wrap past 2**64 - 1, which would put the last
+        # byte in page 0.., never in the page of a va that close to 2**64)
+        if (va >> sh) == vpn and (last >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[d]]:
+            j = i + 1
+            if op == NULL and cpu == NULL:
+                j = _memo_run4(addr, size, j, n, sh, vpn)
+            while j < n:
+                if cpu != NULL and cpu[j] != ci:
+                    break
+                if op != NULL:
+                    o2 = op[j]
+                    if o2 >= OP_SWITCH or (o2 == OP_IFETCH) != (d == SIDE_INSTRUCTION):
+                        break
+                va = addr[j]
+                if size != NULL:
+                    last = _last_byte(va, size[j])
+                    if (va >> sh) != vpn or (last >> sh) != vpn:
+                        break
+                elif (va >> sh) != vpn:
+                    break
+                j += 1
+            run = j - i
+            t = &c.tlb[c.memo_tlb[d]]
+            t.accesses += <uint64_t>run
+            t.hits += <uint64_t>run
+            c.c[C_ACCESSES] += <uint64_t>run
+            c.c[C_TRANSLATIONS] += <uint64_t>run
+            c.c[C_L1_HITS] += <uint64_t>run
+            i = j
+            continue
+        m.position = pos0 + <uint64_t>i
+        if walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
+            _prefetch_leaf(m.pt[c.asid], addr[i + 2 * PREFETCH_AHEAD], True)
+            _prefetch_leaf(m.pt[c.asid], addr[i + PREFETCH_AHEAD], False)
+        ptes0 = c.c[C_WALK_REFS_PTE]
+        _access(m, c, va, o, sz, NULL, i)
+        if c.c[C_WALK_REFS_PTE] != ptes0:
+            walked = i
+        i += 1
+    m.position = pos0 + <uint64_t>n
+    return n
 
 
 cdef intp_t _run(MMUState* m, const vaddr_t* addr, const uint8_t* op,
@@ -536,13 +737,14 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n) except -1 nog
     cdef MMUCpu* c = &m.cpu[0]
     cdef intp_t i = 0, j, run
     cdef uint32_t sh
-    cdef uint64_t vpn
+    cdef uint64_t vpn, ptes0
     cdef TLBState* t
+    cdef intp_t walked = -2
     while i < n:
         sh = c.memo_shift[SIDE_DATA]
         vpn = c.memo_vpn[SIDE_DATA]
         if (addr[i] >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[SIDE_DATA]]:
-            j = i + 1
+            j = _memo_run4(addr, NULL, i + 1, n, sh, vpn)
             while j < n and (addr[j] >> sh) == vpn:
                 j += 1
             run = j - i
@@ -555,7 +757,13 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n) except -1 nog
             m.position += <uint64_t>run
             i = j
             continue
+        if walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
+            _prefetch_leaf(m.pt[c.asid], addr[i + 2 * PREFETCH_AHEAD], True)
+            _prefetch_leaf(m.pt[c.asid], addr[i + PREFETCH_AHEAD], False)
+        ptes0 = c.c[C_WALK_REFS_PTE]
         _access(m, c, addr[i], OP_LOAD, 1, NULL, i)
+        if c.c[C_WALK_REFS_PTE] != ptes0:
+            walked = i
         m.position += 1
         i += 1
     return n

@@ -89,12 +89,21 @@ cdef void tlb_reset_counters(TLBState* t) noexcept nogil
 # Single-translation kernels (for the MMU and cimport users).
 # tlb_probe: entry index of the translation of `va` for `asid`, or -1; changes nothing.
 cdef intp_t tlb_probe(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil
+# tlb_probe_sizes: tlb_probe over the page sizes whose code bit is set in `code_mask`
+# only (the caller knows the structure holds no entry of the others: same result).
+cdef intp_t tlb_probe_sizes(TLBState* t, vaddr_t va, asid_t asid,
+                            uint32_t code_mask) noexcept nogil
 # tlb_lookup: probe + replacement update on a hit + counters (accesses/hits/misses).
 cdef intp_t tlb_lookup(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil
 # tlb_fill: install the translation of `va` (page size `size_code`); returns its entry.
 # If it is already present it is refreshed in place. Counts fills and evictions.
 cdef intp_t tlb_fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
                      bint is_global, uint64_t data) noexcept nogil
+# tlb_fill_absent: tlb_fill for a caller that has just probed the structure for `va`
+# and `asid` and missed (so neither an entry of this ASID nor a global one of the page
+# is present): the same effect without the search for a present entry.
+cdef intp_t tlb_fill_absent(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
+                            bint is_global, uint64_t data) noexcept nogil
 # Lookup, and fill on a miss: returns 1 on a hit, 0 on a miss.
 cdef int tlb_access(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
                     bint is_global) noexcept nogil

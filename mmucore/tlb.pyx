@@ -722,6 +722,40 @@ cdef intp_t tlb_probe(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
     return _probe(t, va, asid, &s, <_Scan*>NULL)
 
 
+cdef intp_t tlb_probe_sizes(TLBState* t, vaddr_t va, asid_t asid,
+                            uint32_t code_mask) noexcept nogil:
+    cdef intp_t s
+    if t.indexed:
+        return _probe_sizes(t, va, asid, code_mask, &s, <_Hashed*>NULL)
+    if t.listed:
+        return _probe_sizes(t, va, asid, code_mask, &s, <_Wide*>NULL)
+    return _probe_sizes(t, va, asid, code_mask, &s, <_Scan*>NULL)
+
+
+cdef inline intp_t _probe_sizes(TLBState* t, vaddr_t va, uint32_t asid, uint32_t code_mask,
+                                intp_t* set_out, Eng* g) noexcept nogil:
+    # _probe, skipping the sizes not in code_mask (same order: smallest first)
+    cdef uint32_t i
+    cdef uint64_t vpn, tag
+    cdef intp_t e, s
+    for i in range(t.n_sizes):
+        if not ((code_mask >> t.size_code[i]) & 1):
+            continue
+        vpn = va >> t.size_shift[i]
+        tag = (vpn << 2) | t.size_code[i]
+        s = _set_of(t, vpn)
+        if Eng is _Hashed:
+            e = _hfind(t, tag, asid)
+            if e < 0 and t.n_global > 0:
+                e = _hfind(t, tag, ASID_GLOBAL)
+        else:
+            e = _find_scan(t, s * t.ways, tag, asid, g)
+        if e >= 0:
+            set_out[0] = s
+            return e
+    return -1
+
+
 # Each public kernel dispatches once, on (engine, policy), to its specialised body.
 
 cdef intp_t tlb_lookup(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
@@ -820,6 +854,37 @@ cdef inline intp_t _fill(TLBState* t, vaddr_t va, asid_t asid, uint32_t code,
         _drop(t, s, other)
         t.invalidations -= 1
     return _fill_new(t, vpn, s, code, ea, data, p, g)
+
+
+cdef intp_t tlb_fill_absent(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,
+                            bint is_global, uint64_t data) noexcept nogil:
+    if size_code >= PS_COUNT or not ((t.size_mask >> size_code) & 1):
+        return -1
+    _memo_clear(t)
+    if t.indexed:
+        return _fill_absent_e(t, va, asid, size_code, is_global, data, <_Hashed*>NULL)
+    if t.listed:
+        return _fill_absent_e(t, va, asid, size_code, is_global, data, <_Wide*>NULL)
+    return _fill_absent_e(t, va, asid, size_code, is_global, data, <_Scan*>NULL)
+
+
+cdef inline intp_t _fill_absent_e(TLBState* t, vaddr_t va, asid_t asid, uint32_t code,
+                                  bint is_global, uint64_t data, Eng* g) noexcept nogil:
+    cdef uint64_t vpn = va >> page_shift(code)
+    cdef intp_t s = _set_of(t, vpn)
+    cdef uint32_t ea = <uint32_t>ASID_GLOBAL if is_global else <uint32_t>asid
+    cdef uint32_t pol = t.policy
+    if pol == POLICY_LRU:
+        return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, g)
+    if pol == POLICY_FIFO:
+        return _fill_new(t, vpn, s, code, ea, data, <_FIFO*>NULL, g)
+    if pol == POLICY_RANDOM:
+        return _fill_new(t, vpn, s, code, ea, data, <_RANDOM*>NULL, g)
+    if pol == POLICY_PLRU:
+        return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, g)
+    if pol == POLICY_LFU:
+        return _fill_new(t, vpn, s, code, ea, data, <_LFU*>NULL, g)
+    return _fill_new(t, vpn, s, code, ea, data, <_SRRIP*>NULL, g)
 
 
 cdef int tlb_access(TLBState* t, vaddr_t va, asid_t asid, uint32_t size_code,

@@ -9,9 +9,10 @@ exit cut off before the check.
 from cython_c import PY_API, dirty, function_bodies, translate
 
 ALLOWED = {"_create_pt", "7MMUCore__create"}
-KERNELS = ["mmu_run", "_run", "_run_loads", "_access", "_translate", "_walk", "_fill_l1",
-           "_fill_l2", "_victim_to_l2", "_control", "_flush_cpu", "_flush_psc_asid",
-           "_invalidate_range_cpu", "mmu_invalidate_range", "mmu_reset_counters"]
+KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_access",
+           "_translate", "_walk", "_fill_l1", "_fill_l2", "_victim_to_l2", "_control",
+           "_flush_cpu", "_flush_psc_asid", "_invalidate_range_cpu", "mmu_invalidate_range",
+           "mmu_reset_counters"]
 
 
 def test_kernels_have_no_python_interaction(tmp_path):
