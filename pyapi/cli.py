@@ -1,29 +1,51 @@
-"""The ``mmucore`` command line (also ``python -m pyapi``).
+"""The ``mmucore`` command line (also ``python -m pyapi``): every main job from the shell.
 
-    mmucore tlb [--entries 64] [--ways 4] [--page-size 4K[,2M...]] [--policy lru[,fifo...]]
-                [--workload uniform|sequential|zipf] [--footprint 64M] [-n 10M] [--seed 0]
-                [--zipf-exponent 1.0] [--stride 64] [--json FILE|-]
-    mmucore bench [--n 10000000] [--repeat 3] [--stat median|best] [--json FILE|-]
-    mmucore lowmem --ram 64G[,32G...] [--pae] [--kernel 2.4.18] [--struct-page 64]
-                   [--split 3G/1G] [--json FILE|-]
-    mmucore kmap [--workload page_cache|pte_highmem|bounce_io] [--trace DIR]
-                 [--pool global|per-task|both] [--kernel 2.4.18] [--pae] [--cpus 4]
-                 [--tasks N] [-n 100K] [--hit-rate 0.5] [--slots N] [--tlb 64x4] [--json FILE|-]
+    mmucore replay TRACE [--preset NAME | --config FILE] [--paging x86_32|pae|x86_64|la57]
+                   [--huge-pages never|thp|always] [--pcid] [--cpus N] [--inclusion MODE]
+                   [--seed S] [--phys-mem SIZE] [--map ADDR:SIZE[:PAGE]]... [--format FMT]
+                   [--chunk-size N] [--no-progress] [--json FILE|-] [--csv FILE|-]
     mmucore mrc TRACE [--page-size 4K[,2M...]] [--method exact|shards] [--rate R]
                 [--sample-size N] [--sets N] [--sizes 16,32,64] [--seed 0] [--format FMT]
                 [--plot FILE] [--json FILE|-]
+    mmucore kmap [--workload page_cache|pte_highmem|bounce_io] [--trace DIR]
+                 [--pool global|per-task|both] [--kernel 2.4.18] [--pae] [--cpus 4]
+                 [--tasks N] [-n 100K] [--hit-rate 0.5] [--slots N] [--tlb 64x4] [--json FILE|-]
+    mmucore lowmem --ram 64G[,32G...] [--pae] [--kernel 2.4.18] [--struct-page 64]
+                   [--split 3G/1G] [--json FILE|-]
+    mmucore gen WORKLOAD [-n N] -o OUT [--format native|lackey|raw] [--seed S] [--force]
+                [--footprint SIZE] [--pages N] [--alpha X] [--stride SIZE] ...
+    mmucore convert IN OUT [--from FMT] [--to native|lackey|raw] [--force] [--skip-malformed]
+    mmucore presets [NAME] [--toml] [--json FILE|-]
+    mmucore demo [...]                       (arguments from pyapi.demo)
+    mmucore tlb [--entries 64] [--ways 4] [--page-size 4K[,2M...]] [--policy lru[,fifo...]]
+                [--workload uniform|sequential|zipf] [--footprint 64M] [-n 10M] [--seed 0]
+                [--zipf-exponent 1.0] [--stride 64] [--json FILE|-]
+    mmucore bench [--n 10M] [--repeat 3] [--stat median|best] [--json FILE|-]
 
-``tlb`` simulates one TLB structure per policy on a generated workload and prints a
-table of accesses, hits, misses, miss ratio and millions of accesses per second.
-``bench`` runs the comparison of ``bench/compare_tlb.py`` (mmucore against pycachesim,
-libcachesim and pure Python). ``lowmem`` prints the 32-bit kernel address-space budget
-for a RAM size (``pyapi.lowmem_budget``); ``kmap`` runs a kmap workload or trace through
-the global pkmap pool and/or the per-task pool of the 2002 thread (``pyapi.KmapPool``);
-``mrc`` prints the LRU miss-ratio curve of a trace or workload for every TLB size at once
-(``pyapi.miss_ratio_curve``).
+``replay`` runs a trace through the MMU of a CPU preset (``pyapi.MMU``) and prints per
+CPU and structure accesses, hit rate and misses, then per CPU walks, references per
+walk, faults and flushes; ``mrc`` prints the LRU miss-ratio curve of a trace for every
+TLB size at once (``pyapi.miss_ratio_curve``); ``kmap`` runs a kmap workload or trace
+through the global pkmap pool and/or the per-task pool of the 2002 thread
+(``pyapi.KmapPool``); ``lowmem`` prints the 32-bit kernel address-space budget for a RAM
+size (``pyapi.lowmem_budget``); ``gen`` writes a generated workload
+(``pyapi.workloads``) to a trace file and ``convert`` converts a trace (``Trace.convert``);
+``presets`` lists the CPU presets or shows one; ``demo`` is the guided tour of
+``pyapi.demo``; ``tlb`` simulates one TLB per policy on a generated workload; ``bench``
+compares mmucore with pycachesim, libcachesim and pure Python.
 
-Exit status: 0 success; 2 usage errors (reported by argparse); 1 input errors, reported
-as one line ``mmucore: error: ...`` (``--debug`` shows the traceback instead).
+TRACE (and IN) is a trace file or native folder (format detected, or ``--format``), the
+name of a bundled trace (``sort``, ``xz``, ...), or a workload spec such as
+``zipf:n=1e7,pages=1e5,alpha=1.0,seed=1`` (:func:`resolve_trace`). Sizes take binary
+units (``64G``, ``2M``), counts decimal ones (``10M``, ``1e7``). ``--json -`` (and
+``--csv -``) put only the machine-readable document on stdout; progress bars go to
+stderr, and only when it is a terminal.
+
+Exit status: 0 success; 2 usage errors (bad or conflicting options, reported by argparse
+or after parsing); 1 input errors (missing or malformed files, unknown presets, bad
+sizes, option values the model rejects); 130 interrupted (``replay`` prints the counters
+so far first). Errors are one line on stderr, ``mmucore: error: ...`` (``--debug`` shows
+the traceback instead).
 """
 from __future__ import annotations
 
@@ -229,12 +251,16 @@ def cmd_lowmem(args) -> int:
     return 0
 
 
-def _table(cols, rows) -> str:
-    widths = [max(len(str(x[i])) for x in [cols] + list(rows)) for i in range(len(cols))]
+def _table(cols, rows, align: Optional[str] = None) -> str:
+    """An aligned text table: a header, a rule, the rows. ``align`` has one letter per
+    column, ``l`` or ``r`` (default: the first column left, the others right)."""
+    rows = [list(r) for r in rows]
+    widths = [max(len(str(x[i])) for x in [cols] + rows) for i in range(len(cols))]
+    align = align or "l" + "r" * (len(cols) - 1)
 
     def line(cells):
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w)
+                         for c, w, a in zip(cells, widths, align)).rstrip()
 
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
@@ -318,15 +344,28 @@ def cmd_kmap(args) -> int:
 
 
 # ---------------------------------------------------------------------------- mrc
-def _mrc_source(text: str, fmt: Optional[str]):
-    """TRACE of ``mmucore mrc``: a trace file, a bundled trace's name, or a workload spec
-    such as ``zipf:n=1e6,pages=1e4``. Returns (object for miss_ratio_curve, description)."""
+def resolve_trace(text: str, fmt: Optional[str] = None, *, errors: str = "raise",
+                  fmt_option: str = "--format"):
+    """The TRACE argument of ``replay``, ``mrc`` and ``convert``: a trace file or native
+    folder (format detected, or ``fmt``), the name of a bundled trace, or a workload spec
+    such as ``zipf:n=1e6,pages=1e4``. Returns ``(source, description)``: a ``Trace`` or a
+    ``Workload`` (both have ``chunks(n)``), and a phrase for tables and JSON."""
     from pyapi.trace import Trace, bundled_traces, open_bundled
     from pyapi import workloads
 
+    from pyapi.trace import FORMATS, TraceFormatError
+
     path = Path(text)
     if path.exists():
-        return Trace.open(path, format=fmt), f"trace {text}"
+        try:
+            t = Trace.open(path, format=fmt, errors=errors)
+        except TraceFormatError as exc:
+            if not exc.message.startswith("cannot detect"):
+                raise
+            what = exc.message.split(";")[0]
+            raise ValueError(f"{text}: {what}; name it with {fmt_option} FMT ({', '.join(FORMATS)}) "
+                             f"or a suffix such as .lackey, .din, .pinatrace, .bin") from None
+        return t, f"trace {text} ({t.format})"
     if fmt is not None:
         raise ValueError(f"{text}: no such trace file")
     try:
@@ -334,12 +373,15 @@ def _mrc_source(text: str, fmt: Optional[str]):
     except OSError:
         bundled = {}
     if text in bundled:
-        return open_bundled(text), f"bundled trace {text}"
+        return open_bundled(text, errors=errors), f"bundled trace {text}"
     if ":" in text:
         w = workloads.from_spec(text)
         return w, f"workload {w.spec}"
     raise ValueError(f"{text}: no such trace file, bundled trace ({', '.join(sorted(bundled))}) "
                      f"or workload spec (e.g. zipf:n=1e6,pages=1e4)")
+
+
+_mrc_source = resolve_trace          # its name before replay and convert shared it
 
 
 def _fmt_bytes(n: int) -> str:
@@ -369,7 +411,7 @@ def cmd_mrc(args) -> int:
             raise ValueError("--sizes names no size")
     if args.method == "exact" and (args.rate is not None or args.sample_size is not None):
         raise ValueError("--rate and --sample-size apply to --method shards only")
-    source, what = _mrc_source(args.trace, args.format)
+    source, what = resolve_trace(args.trace, args.format)
     t0 = time.perf_counter()
     curves = miss_ratio_curve(source, page_size=page_sizes, sizes=sizes, method=args.method,
                               sets=args.sets, rate=args.rate, sample_size=args.sample_size,
@@ -419,12 +461,568 @@ def cmd_mrc(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- errors
+class UsageError(Exception):
+    """Options that cannot go together (found after parsing): exit status 2, one line."""
+
+
+def _out_target(target: Optional[str], option: str) -> None:
+    """Fail early (before any work) when an output file cannot be written."""
+    if target not in (None, "-") and not Path(target).resolve().parent.is_dir():
+        raise ValueError(f"{option} {target}: directory {Path(target).parent} does not exist")
+
+
+def _size_arg(text, option: str) -> int:
+    from pyapi.units import parse_size
+    try:
+        return parse_size(text, what=option)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _progress(chunks, total, desc: str, enabled: bool):
+    """``chunks`` passed through, with a tqdm bar on stderr when it is a terminal."""
+    if not enabled or sys.stderr is None or not getattr(sys.stderr, "isatty", lambda: False)():
+        yield from chunks
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield from chunks
+        return
+    with tqdm(total=total, unit="acc", unit_scale=True, desc=desc, file=sys.stderr,
+              leave=False) as bar:
+        for c in chunks:
+            yield c
+            bar.update(len(c))
+
+
+def _length(source) -> Optional[int]:
+    try:
+        n = len(source)
+    except TypeError:
+        return None
+    return n if isinstance(n, int) else None
+
+
+# ---------------------------------------------------------------------------- replay
+def _parse_map(text: str, paging: str):
+    """``--map ADDR:SIZE[:PAGE]`` -> (vaddr, size, page size name), checked against the
+    paging mode (1G pages exist in x86_64 and la57 only, 2M not in x86_32, ...)."""
+    from pyapi.pagetable import _SIZES_OF_MODE
+    from pyapi.units import PAGE_SIZES, page_size_name, parse_size
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+        raise ValueError(f"--map {text!r}: write ADDR:SIZE[:PAGE], e.g. 0x40000000:1G:2M")
+    addr_txt = parts[0].strip()
+    try:
+        vaddr = int(addr_txt.replace("_", ""), 0)
+    except ValueError:
+        vaddr = _size_arg(addr_txt, f"--map {text!r}: address")
+    size = _size_arg(parts[1].strip(), f"--map {text!r}: size")
+    page = parts[2].strip() if len(parts) == 3 else "4K"
+    try:
+        page = page_size_name(parse_size(page, what="page size"))
+    except (ValueError, TypeError):
+        raise ValueError(f"--map {text!r}: page size {page!r} is not one of "
+                         f"{', '.join(PAGE_SIZES)}") from None
+    sizes = _SIZES_OF_MODE[paging]
+    if page not in sizes:
+        need = [m for m, s in _SIZES_OF_MODE.items() if page in s]
+        raise ValueError(f"--map {text!r}: {page} pages need --paging {' or '.join(need)}; "
+                         f"{paging} maps {' and '.join(sizes)} pages")
+    nbytes = PAGE_SIZES[page]
+    if vaddr % nbytes or size % nbytes or size == 0:
+        raise ValueError(f"--map {text!r}: address and size must be non-zero multiples of "
+                         f"the {page} page size")
+    return vaddr, size, page
+
+
+def _replay_config(args):
+    """The MMUConfig of a replay, with every option conflict reported as one line."""
+    from pyapi.config import load_config, load_preset
+
+    if args.config is not None:
+        if not Path(args.config).is_file():
+            raise ValueError(f"--config {args.config}: no such file")
+        cfg, label = load_config(args.config), args.config
+    else:
+        cfg, label = load_preset(args.preset), args.preset
+    paging = args.paging or cfg.paging
+    if paging not in cfg.paging_modes:
+        raise ValueError(f"--paging {paging}: {'preset ' if args.config is None else ''}"
+                         f"{label} supports {', '.join(cfg.paging_modes)}")
+    if args.pcid and paging not in ("x86_64", "la57"):
+        raise ValueError(f"--pcid needs --paging x86_64 or la57 (CR4.PCIDE exists only in "
+                         f"IA-32e mode); this run uses {paging}"
+                         + ("" if args.paging else f", the default of {label}"))
+    over = {"paging": paging}
+    for name in ("huge_pages", "cpus", "inclusion", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            over[name] = value
+    if args.pcid:
+        over["pcid"] = True
+    if args.phys_mem is not None:
+        over["phys_mem"] = _size_arg(args.phys_mem, "--phys-mem")
+    return cfg.replace(**over), label
+
+
+def _replay_tables(d: dict) -> str:
+    """Two aligned tables from ``Stats.to_dict()``: one row per CPU and structure that
+    saw accesses (TLBs and PSCs), and one row per CPU (plus all CPUs) with accesses,
+    walks, references per walk, faults and flushes (columns of other events appear when
+    one happened)."""
+    cpus = sorted({int(k[3:].split(".", 1)[0]) for k in d
+                   if k.startswith("cpu") and k[3:].split(".", 1)[0].isdigit()})
+    rows, hidden = [], 0
+    for n in cpus:
+        p = f"cpu{n}."
+        for k in d:
+            if not (k.startswith(p) and k.endswith(".accesses") and k.count(".") == 2):
+                continue
+            s = k[len(p):-len(".accesses")]
+            acc = d[k]
+            if not acc:
+                hidden += 1
+                continue
+            hits = d.get(f"{p}{s}.hits", 0)
+            ev = d.get(f"{p}{s}.evictions")
+            rows.append((str(n), s, f"{acc:,}", f"{100.0 * hits / acc:.2f}%",
+                         f"{d.get(f'{p}{s}.misses', 0):,}", "-" if ev is None else f"{ev:,}"))
+    out = []
+    if rows:
+        out.append(_table(("cpu", "structure", "accesses", "hit rate", "misses", "evictions"),
+                          rows, "llrrrr"))
+    if hidden:
+        out.append(f"({hidden} structure(s) with no accesses not shown)")
+    fixed = (("accesses", "accesses"), ("walks", "walks"), (None, "refs/walk"),
+             ("faults", "faults"), ("flushes", "flushes"))
+    optional = (("demand_faults", "demand faults"), ("split_accesses", "split"),
+                ("switches", "switches"), ("invlpgs", "invlpgs"), ("flush_asids", "flush asid"),
+                ("maps", "maps"), ("unmaps", "unmaps"), ("shootdowns", "shootdowns"),
+                ("ipis_sent", "IPIs sent"), ("ipis_received", "IPIs received"))
+    keys = [(n, f"cpu{n}.") for n in cpus]
+    if len(cpus) > 1:
+        keys.append(("all", "total."))
+    extra = [(k, h) for k, h in optional if any(d.get(p + k, 0) for _, p in keys)]
+    cols = ("cpu",) + tuple(h for _, h in fixed) + tuple(h for _, h in extra)
+    crow = []
+    for n, p in keys:
+        walks, refs = d.get(p + "walks", 0), d.get(p + "walk_refs", 0)
+        r = [str(n)]
+        for k, _ in fixed:
+            r.append((f"{refs / walks:.2f}" if walks else "-") if k is None
+                     else f"{d.get(p + k, 0):,}")
+        r += [f"{d.get(p + k, 0):,}" for k, _ in extra]
+        crow.append(r)
+    out.append("")
+    out.append(_table(cols, crow))
+    out.append(f"address spaces: {d.get('asids', 0)}")
+    return "\n".join(out)
+
+
+_CSV_CONFIG = ("preset", "paging", "huge_pages", "pcid", "cpus", "inclusion", "seed",
+               "phys_mem", "trace", "maps", "seconds")
+
+
+def cmd_replay(args) -> int:
+    from pyapi.mmu import MMU
+
+    if args.json == "-" and args.csv == "-":
+        raise UsageError("--json - and --csv - both want stdout; send one to a file")
+    _out_target(args.json, "--json")
+    _out_target(args.csv, "--csv")
+    cfg, label = _replay_config(args)
+    maps = [_parse_map(m, cfg.paging) for m in (args.map or [])]
+    source, what = resolve_trace(args.trace, args.format)
+    mmu = MMU(cfg)
+    for vaddr, size, page in maps:
+        mmu.map(vaddr, size, page_size=page)
+    t0 = time.perf_counter()
+    try:
+        stats = mmu.replay(source, chunk_size=args.chunk_size, progress=not args.no_progress)
+    except ValueError as exc:
+        if "pyapi.KmapPool" not in str(exc):
+            raise
+        raise ValueError(str(exc).replace("replay it with pyapi.KmapPool",
+                                          "run it with mmucore kmap --trace")) from None
+    seconds = time.perf_counter() - t0
+    config = {"preset": label, "paging": cfg.paging, "huge_pages": cfg.huge_pages,
+              "pcid": cfg.pcid, "cpus": cfg.cpus, "inclusion": cfg.inclusion,
+              "seed": cfg.seed, "phys_mem": cfg.phys_mem, "trace": what,
+              "maps": [f"{v:#x}:{_fmt_bytes(s)}:{p}" for v, s, p in maps]}
+    counters = stats.to_dict()
+    doc = {"command": "replay", "config": config, "seconds": seconds,
+           "position": mmu.position, "interrupted": stats.interrupted, "stats": counters}
+    if args.csv:
+        _write_csv(args.csv, dict(config, maps=" ".join(config["maps"]), seconds=seconds),
+                   counters)
+    if args.json:
+        _emit_json(doc, args.json)
+    if args.json != "-" and args.csv != "-":
+        acc = counters.get("total.accesses", 0)
+        print(f"replay: {what}\n"
+              f"MMU: {label}, {cfg.paging} paging, huge pages {cfg.huge_pages}, "
+              f"{'PCID' if cfg.pcid else 'no PCID'}, {cfg.cpus} CPU(s), {cfg.inclusion}"
+              + "".join(f"; map {m}" for m in config["maps"])
+              + f"\n{acc:,} accesses ({mmu.position:,} records) in {seconds:.2f} s\n")
+        print(_replay_tables(counters))
+    if stats.interrupted:
+        print(f"mmucore: interrupted after {mmu.position:,} records; the counters above "
+              f"cover them only", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _write_csv(target: str, config: dict, counters: dict) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    row = {k: ("" if config.get(k) is None else config[k]) for k in _CSV_CONFIG}
+    row.update(counters)
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(row))
+    w.writerow(list(row.values()))
+    if target == "-":
+        sys.stdout.write(buf.getvalue())
+    else:
+        Path(target).write_text(buf.getvalue())
+
+
+# ---------------------------------------------------------------------------- presets
+def _structures_cell(tlbs) -> str:
+    return " + ".join(f"{t.entries} {'/'.join(t.takes)}" for t in tlbs) or "-"
+
+
+def cmd_presets(args) -> int:
+    import textwrap
+    from pyapi.config import load_preset, preset_names
+
+    _out_target(args.json, "--json")
+    if args.name is None:
+        if args.toml:
+            raise UsageError("--toml prints one preset; name it (mmucore presets NAME --toml)")
+        cfgs = [load_preset(n) for n in preset_names()]
+        if args.json:
+            _emit_json([c.to_dict() for c in cfgs], args.json)
+            if args.json == "-":
+                return 0
+        rows = []
+        for c in cfgs:
+            modes = ", ".join(m + ("*" if m == c.paging else "") for m in c.paging_modes)
+            l1i = [t for t in c.tlbs if t.level == 1 and t.side == "instruction"]
+            l1d = [t for t in c.tlbs if t.level == 1 and t.side == "data"]
+            l2 = [t for t in c.tlbs if t.level == 2]
+            rows.append((c.name, modes, _structures_cell(l1i), _structures_cell(l1d),
+                         _structures_cell(l2)))
+        print(_table(("preset", "paging (* default)", "L1 iTLB entries", "L1 dTLB entries",
+                      "L2 TLB entries"), rows, "lllll"))
+        print()
+        for c in cfgs:
+            print(textwrap.fill(f"{c.name}: {c.description}", 100, subsequent_indent="  "))
+        print("\nmmucore presets NAME shows one (structures, sources, caveats); "
+              "--toml prints its file.")
+        return 0
+    c = load_preset(args.name)
+    if args.toml:
+        sys.stdout.write(c.to_toml())
+        return 0
+    if args.json:
+        _emit_json(c.to_dict(), args.json)
+        if args.json == "-":
+            return 0
+    wrap = dict(width=100, subsequent_indent="    ")
+    print(f"{c.name}: {c.description}" if c.description else c.name)
+    print(f"paging modes: {', '.join(c.paging_modes)} (default {c.paging}); inclusion "
+          f"{c.inclusion}; walkers {c.walkers if c.walkers is not None else 'unknown'}; "
+          f"defaults: huge pages {c.huge_pages}, {'PCID' if c.pcid else 'no PCID'}, "
+          f"{c.cpus} CPU(s)")
+    psc = ", ".join(f"{k} {e} ({e // w}x{w})" for k, (e, w) in c.psc.items()) or "none"
+    print(f"paging-structure caches: {psc}, {c.psc_policy}\n")
+    rows = [(t.name, str(t.level), t.side, str(t.entries), str(t.sets), str(t.ways),
+             "/".join(t.page_sizes),
+             ", ".join(f"{k}->{v}" for k, v in t.splinter.items()) or "-", t.policy)
+            for t in c.tlbs]
+    print(_table(("structure", "level", "side", "entries", "sets", "ways", "page sizes",
+                  "splinter", "policy"), rows, "lrlrrrlll"))
+    srcs = [(t.name, t.source) for t in c.tlbs if t.source]
+    if c.source or srcs:
+        print("\nsources:")
+        if c.source:
+            print(textwrap.fill(c.source, initial_indent="  ", **wrap))
+        for name, src in srcs:
+            print(textwrap.fill(f"{name}: {src}", initial_indent="  ", **wrap))
+    cav = list(c.caveats) + [f"{t.name}: {t.caveat}" for t in c.tlbs if t.caveat]
+    if cav:
+        print("\ncaveats:")
+        for i, text in enumerate(cav, 1):
+            print(textwrap.fill(text, initial_indent=f"  {i}. ", **wrap))
+    return 0
+
+
+# ---------------------------------------------------------------------------- gen, convert
+OUT_FORMATS = ("native", "lackey", "raw")
+
+
+def _gen_params():
+    """{key: (kind, [workloads taking it])} over every workload's parameters, except
+    the access count (``-n``) and ``seed`` (``--seed``)."""
+    from pyapi.workloads import WORKLOADS
+
+    out = {}
+    for wname, cls in WORKLOADS.items():
+        for key, kind, _ in cls._PARAMS:
+            if key in ("n", "n_updates", "seed"):
+                continue
+            out.setdefault(key, (kind, []))[1].append(wname)
+    return out
+
+
+def _count_key(cls) -> Optional[str]:
+    keys = [k for k, _, _ in cls._PARAMS]
+    return next((k for k in ("n", "n_updates") if k in keys), None)
+
+
+def _gen_workload(args):
+    """The workload of ``mmucore gen`` and the number of accesses to write."""
+    from pyapi import workloads
+    from pyapi.workloads import WORKLOADS, from_spec
+
+    params = _gen_params()
+    name, _, rest = args.workload.partition(":")
+    name = name.strip()
+    cls = WORKLOADS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
+    keys = [k for k, _, _ in cls._PARAMS]
+    given = {}
+    for item in (x.strip() for x in rest.split(",")):
+        if item:
+            k, _, v = item.partition("=")
+            given[k.strip()] = v.strip()
+    opts = {}
+    for key in params:
+        value = getattr(args, "wp_" + key)
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key not in keys:
+            raise ValueError(f"{flag}: workload {name} takes no {key} (its parameters: "
+                             f"{', '.join(keys)})")
+        if "," in value or "=" in value:
+            raise ValueError(f"{flag} {value!r}: a value has no ',' or '='")
+        workloads._PARSE[params[key][0]](value, flag)
+        opts[key] = value
+    if args.seed is not None:
+        if "seed" not in keys:
+            raise ValueError(f"--seed: workload {name} is not random (its parameters: "
+                             f"{', '.join(keys)})")
+        opts["seed"] = str(args.seed)
+    count = _count_key(cls)
+    limit = None
+    if args.accesses is not None:
+        if count is not None:
+            opts[count] = str(args.accesses)
+        else:
+            limit = args.accesses              # matmul, bfs, stream: cut the stream
+    both = sorted(set(opts) & set(given))
+    if both:
+        flag = "-n" if both[0] == count else "--" + both[0].replace("_", "-")
+        raise ValueError(f"{flag} and the spec {args.workload!r} both give {both[0]}")
+    if count is not None and count not in opts and count not in given:
+        raise ValueError(f"workload {name} needs -n N (the number of accesses)")
+    spec = name + ":" + ",".join(f"{k}={v}" for k, v in {**given, **opts}.items())
+    w = from_spec(spec)
+    n = len(w) if limit is None else min(limit, len(w))
+    return w, n
+
+
+def _limited(source, n: int):
+    """A Trace of the first ``n`` accesses of ``source``."""
+    from pyapi.trace import Trace
+
+    def pieces(size):
+        left = n
+        for c in source.chunks(size):
+            if left <= 0:
+                break
+            yield c if len(c) <= left else c[:left]
+            left -= len(c)
+
+    t = Trace.from_chunks(pieces)
+    t.length = n
+    return t
+
+
+def _write_raw(trace, dst: Path, force: bool) -> None:
+    import os
+    import uuid
+    from pyapi.ops import Op
+
+    if dst.exists() and not force:
+        raise FileExistsError(f"{dst} exists; pass --force to replace it")
+    tmp = dst.with_name(f".{dst.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            done = 0
+            for c in trace.chunks(CHUNK):
+                if c.op is not None and len(c) and int(c.op.max()) > int(Op.MODIFY):
+                    i = int(np.argmax(c.op > int(Op.MODIFY)))
+                    raise ValueError(f"raw holds addresses only and cannot express record "
+                                     f"{done + i}: control op {int(c.op[i])}")
+                c.addr.astype("<u8", copy=False).tofile(f)
+                done += len(c)
+        os.replace(tmp, dst)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def _write_trace(trace, out: str, fmt: str, force: bool, progress: bool, total):
+    """Write ``trace`` to ``out`` in ``fmt``; returns the accesses written."""
+    import shutil
+    from pyapi.trace import Trace
+
+    dst = Path(out)
+    if dst.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    if not dst.resolve().parent.is_dir():
+        raise FileNotFoundError(f"{out}: directory {dst.parent} does not exist")
+    if dst.exists() and force and fmt == "native" and not dst.is_dir():
+        dst.unlink()                         # a file where the folder goes
+    elif dst.is_dir() and force and fmt != "native":
+        if not (dst / "meta.json").exists():
+            raise FileExistsError(f"{out} is a folder that is not a native trace; "
+                                  f"not replacing it")
+        shutil.rmtree(dst)
+    shown = Trace.from_chunks(lambda n: _progress(trace.chunks(n), total, "write", progress))
+    if fmt == "native":
+        written = shown.to_native(dst, overwrite=force)
+        return len(written)
+    if fmt == "lackey":
+        shown.to_lackey(dst, overwrite=force)
+    else:
+        _write_raw(shown, dst, force)
+    return None
+
+
+def cmd_gen(args) -> int:
+    w, n = _gen_workload(args)
+    trace = w if n == len(w) else _limited(w, n)
+    _write_trace(trace, args.output, args.format, args.force, not args.no_progress, n)
+    print(f"wrote {n:,} accesses of {w.spec} to {args.output} ({args.format})")
+    return 0
+
+
+def _format_of_output(out: str) -> str:
+    name = out.lower()
+    for suffix in (".gz", ".bz2", ".xz", ".lzma", ".zst"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name.endswith(".lackey"):
+        return "lackey"
+    if name.endswith((".bin", ".raw")):
+        return "raw"
+    return "native"
+
+
+def cmd_convert(args) -> int:
+    to = args.to or _format_of_output(args.output)
+    if Path(args.output).exists() and not args.force:
+        raise FileExistsError(f"{args.output} exists; pass --force to replace it")
+    if Path(args.input).resolve() == Path(args.output).resolve():
+        raise ValueError(f"{args.input}: input and output are the same file")
+    source, what = resolve_trace(args.input, args.from_format, fmt_option="--from",
+                                 errors="skip" if args.skip_malformed else "raise")
+    n = _write_trace(source, args.output, to, args.force, not args.no_progress,
+                     _length(source))
+    if n is None:
+        n = _length(source)
+    skipped = getattr(source, "skipped", 0)
+    print(f"converted {what} to {args.output} ({to})"
+          + (f": {n:,} accesses" if n is not None else "")
+          + (f"; {skipped:,} malformed line(s) skipped" if skipped else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------- demo
+_DEMO_MISSING = "mmucore demo is not available in this build"
+
+
+def _load_demo():
+    """``pyapi.demo`` if this build has it (with ``add_arguments`` and ``cmd_demo``),
+    else None."""
+    import importlib
+    try:
+        mod = importlib.import_module("pyapi.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("pyapi.demo",):
+            return None
+        raise
+    if not (callable(getattr(mod, "add_arguments", None)) and
+            callable(getattr(mod, "cmd_demo", None))):
+        return None
+    return mod
+
+
+def cmd_demo_missing(args) -> int:
+    raise RuntimeError(_DEMO_MISSING)
+
+
 # ---------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Wraps prose but keeps indented lines (the examples of an epilog) as written, and
+    shows a default only when there is one worth showing."""
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+        out = []
+        for line in text.splitlines():
+            if line[:1].isspace() or not line.strip():
+                out.append(indent + line)
+            else:
+                out.append(textwrap.fill(line, width, initial_indent=indent,
+                                         subsequent_indent=indent))
+        return "\n".join(out)
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in h \
+                or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit status 2)."""
+
+    def error(self, message):
+        msg = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {msg} (usage: {self.prog} --help)\n")
+
+
+def _examples(*lines: str, note: str = "") -> str:
+    return (note + "\n\n" if note else "") + "examples:\n" + "\n".join("  " + x for x in lines)
+
+
+_TRACE_NOTE = ("TRACE is a trace file or native folder (format detected, or --format), the "
+               "name of a bundled trace (awk, gzip, python, sort, sqlite3, xz), or a "
+               "workload spec NAME:key=value,... (docs/workloads.md).")
+
+
+def build_parser(load_demo: bool = True) -> argparse.ArgumentParser:
+    """The ``mmucore`` argument parser. ``load_demo=False`` leaves ``pyapi.demo``
+    unimported (``main`` loads it only when the command is ``demo``)."""
+    parser = _Parser(
         prog="mmucore",
         description="mmucore: a fast memory-management-unit simulator.",
-        epilog="Exit status: 0 ok, 1 input error, 2 usage error.")
+        epilog="Exit status: 0 ok, 1 input error, 2 usage error, 130 interrupted. "
+               "Every command has --help with examples.",
+        formatter_class=_HelpFormatter)
     parser.add_argument("--debug", action="store_true",
                         help="show a traceback instead of a one-line error")
     try:
@@ -438,12 +1036,250 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show a traceback instead of a one-line error")
 
-    t = sub.add_parser(
-        "tlb", help="simulate a TLB on a generated workload",
-        description="Simulate one TLB structure per policy on a generated address stream "
-                    "(made in chunks of 2**20 accesses) and print accesses, hits, misses, "
-                    "miss ratio and millions of accesses per second.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    def command(name, help, description, examples, **kw):
+        return sub.add_parser(name, help=help, description=description, epilog=examples,
+                              formatter_class=_HelpFormatter, **kw)
+
+    # ------------------------------------------------------------------ replay
+    r = command(
+        "replay", "replay a trace through a CPU's TLBs, caches and page tables",
+        "Replay a trace (or a generated workload) through the MMU of a CPU preset or "
+        "config file: per CPU, L1 and L2 TLBs, paging-structure caches and the page walker "
+        "over demand-paged page tables. Prints per CPU and structure accesses, hit rate "
+        "and misses, then walks, memory references per walk, faults and flushes. Ctrl-C "
+        "stops the replay and prints the counters so far (exit status 130).",
+        _examples("mmucore replay sort --preset skylake",
+                  "mmucore replay zipf:n=1e7,pages=1e5,alpha=1.0,seed=1 --huge-pages thp",
+                  "mmucore replay run.lackey --preset zen2 --paging pae --json stats.json",
+                  "mmucore replay trace_dir --cpus 4 --pcid --csv run.csv",
+                  "mmucore replay uniform:n=1M,footprint=1G --map 0x10000000:1G:1G",
+                  note=_TRACE_NOTE + " --map pre-maps a range with a fixed page size "
+                  "(like hugetlbfs); 1G pages need --paging x86_64 or la57, 2M pages "
+                  "pae/x86_64/la57, 4M pages x86_32."))
+    r.add_argument("trace", metavar="TRACE", help="trace file, bundled trace or workload spec")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--preset", default="skylake",
+                   help="CPU preset (mmucore presets lists them)")
+    g.add_argument("--config", metavar="FILE", help="a TOML file of the preset schema")
+    r.add_argument("--paging", choices=("x86_32", "pae", "x86_64", "la57"),
+                   help="paging mode (default: the preset's)")
+    r.add_argument("--huge-pages", dest="huge_pages", choices=("never", "thp", "always"),
+                   help="demand-paging huge-page policy (default: the preset's, never)")
+    r.add_argument("--pcid", action="store_true",
+                   help="tag TLB entries with PCIDs: no flush on a switch (x86_64, la57)")
+    r.add_argument("--cpus", type=int, help="number of CPUs, 1..64 (default: 1)")
+    r.add_argument("--inclusion", choices=("inclusive", "non-inclusive", "exclusive"),
+                   help="L1/L2 inclusion (default: the preset's)")
+    r.add_argument("--seed", type=int, help="seed of random replacement and allocation")
+    r.add_argument("--phys-mem", dest="phys_mem", metavar="SIZE",
+                   help="physical memory of the frame allocator, e.g. 64G")
+    r.add_argument("--map", action="append", metavar="ADDR:SIZE[:PAGE]",
+                   help="map a range before the replay with one page size, e.g. "
+                        "0x40000000:1G:1G (repeatable)")
+    r.add_argument("--format", default=None, help="trace format: lackey, din, xdin, "
+                   "pinatrace, champsim, champsim-cloudsuite, raw, native")
+    r.add_argument("--chunk-size", dest="chunk_size", type=parse_count, default=CHUNK,
+                   metavar="N", help="accesses per engine call (1M, 65536, ...)")
+    r.add_argument("--no-progress", dest="no_progress", action="store_true",
+                   help="no progress bar (shown on stderr only when it is a terminal)")
+    r.add_argument("--json", metavar="FILE",
+                   help="also write config and counters as JSON ('-': only JSON, on stdout)")
+    r.add_argument("--csv", metavar="FILE",
+                   help="also write one CSV row (header included): config columns, then "
+                        "every counter ('-': only CSV, on stdout)")
+    add_debug(r)
+    r.set_defaults(func=cmd_replay)
+
+    # ------------------------------------------------------------------ mrc
+    m = command(
+        "mrc", "LRU miss-ratio curve of a trace: misses for every TLB size at once",
+        "One pass over a trace (or a generated workload) gives the misses of an LRU TLB of "
+        "every size (exact stack distances, or SHARDS sampling for huge traces), per page "
+        "size: how many entries, and which page size, a workload needs. Only memory "
+        "accesses count.",
+        _examples("mmucore mrc sort --page-size 4K,2M --plot mrc.png",
+                  "mmucore mrc zipf:n=1e7,pages=1e6,alpha=1.0 --method shards --rate 0.01",
+                  "mmucore mrc run.lackey --sets 16 --sizes 16,32,64,128 --json -",
+                  "mmucore mrc gups:n_updates=1M,table_bytes=4G --page-size 4K,2M,1G",
+                  note=_TRACE_NOTE))
+    m.add_argument("trace", metavar="TRACE", help="trace file, bundled trace name or workload spec")
+    m.add_argument("--page-size", default="4K",
+                   help="page size(s), comma-separated: 4K, 2M, 4M, 1G (one curve each)")
+    m.add_argument("--method", choices=("exact", "shards"), default="exact")
+    m.add_argument("--rate", type=float, default=None,
+                   help="SHARDS sampling rate in (0, 1] (default 0.01)")
+    m.add_argument("--sample-size", type=parse_count, default=None, metavar="N",
+                   help="fixed-size SHARDS: at most N sampled pages")
+    m.add_argument("--sets", type=int, default=None,
+                   help="set-associative TLB with this many sets (page number %% sets)")
+    m.add_argument("--sizes", default=None,
+                   help="entry counts to report, comma-separated (default: 1..64, then 8 "
+                        "per doubling up to the distinct pages)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the SHARDS hash")
+    m.add_argument("--format", default=None,
+                   help="trace format: lackey, din, xdin, pinatrace, champsim, native")
+    m.add_argument("--plot", metavar="FILE", help="write a plot (PNG, PDF, SVG; needs matplotlib)")
+    m.add_argument("--json", metavar="FILE",
+                   help="also write the curves as JSON to FILE ('-': only JSON, on stdout)")
+    add_debug(m)
+    m.set_defaults(func=cmd_mrc)
+
+    # ------------------------------------------------------------------ kmap
+    k = command(
+        "kmap", "the kmap pool: global pkmap pool vs per-task pools",
+        "Run a kmap workload (or a kmap trace: ops KMAP/KUNMAP/KMAP_ATOMIC/KUNMAP_ATOMIC/"
+        "SWITCH, addr = pfn, with cpu and task columns) through the global pkmap pool "
+        "and/or the per-task pool of the 2002 thread, with a dTLB per CPU, and print "
+        "flushes, IPIs, lookups and TLB misses.",
+        _examples("mmucore kmap --cpus 16 --pool both",
+                  "mmucore kmap --workload pte_highmem --kernel 2.5.13 --cpus 4",
+                  "mmucore kmap --kernel 2.6.12 --pae --slots 128 -n 1M --json out.json"))
+    k.add_argument("--workload", choices=("page_cache", "pte_highmem", "bounce_io"),
+                   default="page_cache", help="generated workload")
+    k.add_argument("--trace", metavar="PATH", help="a kmap trace instead of a workload")
+    k.add_argument("--pool", choices=("global", "per-task", "both"), default="both",
+                   help="which pool(s) to run, side by side")
+    k.add_argument("--kernel", default="2.4.18", help="2.4.18, 2.5.13, 2.6.12 or 6.x")
+    k.add_argument("--pae", action="store_true", help="PAE kernel (512 pkmap slots)")
+    k.add_argument("--cpus", type=int, default=4, help="online CPUs")
+    k.add_argument("--tasks", type=int, default=None, help="tasks (default: one per CPU)")
+    k.add_argument("-n", "--accesses", type=parse_count, default=100_000,
+                   help="workload steps (page copies, faults or requests; 100K, 1e6)")
+    k.add_argument("--hit-rate", type=float, default=0.5,
+                   help="page_cache: share of kmaps finding the page mapped")
+    k.add_argument("--slots", type=int, default=None,
+                   help="pkmap slots (default LAST_PKMAP: 1024, 512 with PAE)")
+    k.add_argument("--tlb", default="64x4", help="dTLB per CPU as ENTRIESxWAYS, or none")
+    k.add_argument("--seed", type=int, default=0, help="seed of the workload")
+    k.add_argument("--json", metavar="FILE",
+                   help="also write the results as JSON to FILE ('-': only JSON)")
+    add_debug(k)
+    k.set_defaults(func=cmd_kmap)
+
+    # ------------------------------------------------------------------ lowmem
+    lm = command(
+        "lowmem", "the 32-bit kernel address-space budget for a RAM size",
+        "How the 1 GiB (3G/1G split) of 32-bit x86 kernel virtual address space is spent, "
+        "and how much of lowmem mem_map eats, for a RAM size; says when the machine "
+        "cannot boot.",
+        _examples("mmucore lowmem --ram 64G --pae --struct-page 64",
+                  "mmucore lowmem --ram 4G,16G,32G,64G --pae --kernel 2.4.18",
+                  "mmucore lowmem --ram 16G --pae --split 2G/2G --json -"))
+    lm.add_argument("--ram", required=True,
+                    help="RAM size(s), comma-separated: 4G, 16G, 64G (binary units)")
+    lm.add_argument("--pae", action="store_true", help="PAE kernel (up to 64 GiB)")
+    lm.add_argument("--kernel", default=None,
+                    help="kernel version for sizeof(struct page): 2.4.15, 2.4.16, 2.4.18, "
+                         "2.4.22, 2.5.13, 2.6.12")
+    lm.add_argument("--struct-page", type=int, default=None, metavar="BYTES",
+                    help="sizeof(struct page) in bytes (overrides --kernel)")
+    lm.add_argument("--split", default="3G/1G",
+                    help="user/kernel split: 3.5G/0.5G, 3G/1G, 2G/2G, 1G/3G, 4G/4G")
+    lm.add_argument("--nr-cpus", type=int, default=32, help="NR_CPUS (fixmap size)")
+    lm.add_argument("--json", metavar="FILE",
+                    help="also write the budget(s) as JSON to FILE ('-': only JSON)")
+    add_debug(lm)
+    lm.set_defaults(func=cmd_lowmem)
+
+    # ------------------------------------------------------------------ gen
+    params = _gen_params()
+    ge = command(
+        "gen", "write a generated workload to a trace file",
+        "Write the access stream of a seeded workload generator (docs/workloads.md) to a "
+        "trace: native folder (default), Valgrind lackey text (.gz/.xz/.bz2 suffixes "
+        "compress it) or raw little-endian uint64 addresses (addresses only). WORKLOAD "
+        "is a name (uniform, stride, zipf, pointer_chase, gups, matmul, bfs, stream) or a "
+        "spec NAME:key=value,...; the options below set the parameters (sizes take "
+        "K/M/G/T, binary units). -n is the number of accesses; matmul, bfs and stream "
+        "have a length of their own, which -n cuts.",
+        _examples("mmucore gen uniform -n 10M --footprint 1G -o uniform.trace",
+                  "mmucore gen zipf -n 1e7 --pages 1e6 --alpha 1.2 --seed 1 -o zipf.trace",
+                  "mmucore gen zipf:n=1M,pages=1e4 -o zipf.lackey.gz --format lackey",
+                  "mmucore gen matmul --nsize 256 --block 32 -n 1M -o mm.bin --format raw"))
+    ge.add_argument("workload", metavar="WORKLOAD", help="workload name or spec")
+    ge.add_argument("-n", "--accesses", type=parse_count, default=None, metavar="N",
+                    help="number of accesses (10M, 1e7, 20000; decimal units)")
+    ge.add_argument("-o", "--output", required=True, metavar="OUT", help="output path")
+    ge.add_argument("--format", choices=OUT_FORMATS, default="native",
+                    help="output format")
+    ge.add_argument("--seed", type=int, default=None, help="seed of a random workload")
+    ge.add_argument("--force", action="store_true", help="replace an existing OUT")
+    ge.add_argument("--no-progress", dest="no_progress", action="store_true",
+                    help="no progress bar (shown on stderr only when it is a terminal)")
+    for key, (kind, takers) in params.items():
+        meta = {"size": "SIZE", "addr": "ADDR", "count": "N", "real": "X", "str": "NAME"}[kind]
+        ge.add_argument("--" + key.replace("_", "-"), dest="wp_" + key, metavar=meta,
+                        help=f"{key} of {', '.join(takers)}")
+    add_debug(ge)
+    ge.set_defaults(func=cmd_gen)
+
+    # ------------------------------------------------------------------ convert
+    cv = command(
+        "convert", "convert a trace between formats",
+        "Convert a trace file (any format mmucore reads, detected or --from) to a native "
+        "folder, lackey text or raw addresses. The output format follows --to, else the "
+        "suffix of OUT (.lackey[.gz|.xz|.bz2|.zst]: lackey, .bin/.raw: raw, anything else: "
+        "native). A failed conversion leaves no output. IN may also be a bundled trace's "
+        "name or a workload spec.",
+        _examples("mmucore convert run.lackey.xz run.trace",
+                  "mmucore convert pinatrace.out run.lackey --to lackey",
+                  "mmucore convert trace.champsim.xz out.trace --from champsim",
+                  "mmucore convert messy.din clean.trace --skip-malformed"))
+    cv.add_argument("input", metavar="IN", help="input trace")
+    cv.add_argument("output", metavar="OUT", help="output path")
+    cv.add_argument("--from", dest="from_format", metavar="FMT", default=None,
+                    help="input format: lackey, din, xdin, pinatrace, champsim, "
+                         "champsim-cloudsuite, raw, native (default: detected)")
+    cv.add_argument("--to", choices=OUT_FORMATS, default=None,
+                    help="output format (default: from the suffix of OUT)")
+    cv.add_argument("--force", action="store_true", help="replace an existing OUT")
+    cv.add_argument("--skip-malformed", dest="skip_malformed", action="store_true",
+                    help="skip malformed lines (counted) instead of stopping at the first")
+    cv.add_argument("--no-progress", dest="no_progress", action="store_true",
+                    help="no progress bar (shown on stderr only when it is a terminal)")
+    add_debug(cv)
+    cv.set_defaults(func=cmd_convert)
+
+    # ------------------------------------------------------------------ presets
+    pr = command(
+        "presets", "list the CPU presets, or show one",
+        "Without NAME: every bundled CPU preset with its paging modes and TLB entries per "
+        "level. With NAME (a preset or a .toml file of the preset schema): every structure "
+        "with geometry, page sizes, splintering and policy, the paging-structure caches, "
+        "sources and caveats.",
+        _examples("mmucore presets", "mmucore presets skylake",
+                  "mmucore presets zen2 --toml > mine.toml", "mmucore presets p6 --json -"))
+    pr.add_argument("name", metavar="NAME", nargs="?", help="preset name or .toml file")
+    pr.add_argument("--toml", action="store_true", help="print the preset's TOML file")
+    pr.add_argument("--json", metavar="FILE",
+                    help="also write the preset(s) as JSON ('-': only JSON, on stdout)")
+    add_debug(pr)
+    pr.set_defaults(func=cmd_presets)
+
+    # ------------------------------------------------------------------ demo
+    demo = _load_demo() if load_demo else None
+    d = command(
+        "demo", "a guided tour: run the main experiments and plot them",
+        " ".join((getattr(demo, "__doc__", None) or "").strip().split("\n\n")[0].split())
+        .replace("``", "") or "A guided tour of mmucore's main experiments.",
+        _examples("mmucore demo", "mmucore demo --help"))
+    if demo is not None:
+        demo.add_arguments(d)
+        d.set_defaults(func=demo.cmd_demo)
+    else:
+        d.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        d.set_defaults(func=cmd_demo_missing)
+    add_debug(d)
+
+    # ------------------------------------------------------------------ tlb
+    t = command(
+        "tlb", "simulate a TLB on a generated workload",
+        "Simulate one TLB structure per policy on a generated address stream (made in "
+        "chunks of 2**20 accesses) and print accesses, hits, misses, miss ratio and "
+        "millions of accesses per second.",
+        _examples("mmucore tlb --entries 64 --ways 4 --policy lru,fifo,plru,random",
+                  "mmucore tlb --workload zipf --footprint 1G -n 1e7 --zipf-exponent 1.2",
+                  "mmucore tlb --entries 1536 --ways 12 --page-size 4K,2M --json -"))
     t.add_argument("--entries", type=int, default=64, help="TLB entries")
     t.add_argument("--ways", type=int, default=4,
                    help="associativity (ways == entries: fully associative)")
@@ -468,124 +1304,84 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug(t)
     t.set_defaults(func=cmd_tlb)
 
-    b = sub.add_parser(
-        "bench", help="compare mmucore with pycachesim, libcachesim and pure Python",
-        description="Accesses per second of mmucore's TLB vs pycachesim, libcachesim and "
-                    "pure Python on uniform and sequential traces, with a miss-count "
-                    "cross-check (the logic of bench/compare_tlb.py).")
+    # ------------------------------------------------------------------ bench
+    b = command(
+        "bench", "compare mmucore with pycachesim, libcachesim and pure Python",
+        "Accesses per second of mmucore's TLB vs pycachesim, libcachesim and pure Python "
+        "on uniform and sequential traces, with a miss-count cross-check (the logic of "
+        "bench/compare_tlb.py). Simulators that are not installed are skipped.",
+        _examples("mmucore bench", "mmucore bench --n 1000000 --repeat 1",
+                  "mmucore bench --stat best --json bench.json"))
     from pyapi._bench import build_parser as bench_parser
     bench_parser(b)
+    for action in b._actions:          # counts take 10M / 1e7 here as everywhere
+        if action.dest == "n":
+            action.type = parse_count
+            action.help = "accesses per run (10M, 1e6, 20000; default 10M)"
     add_debug(b)
     b.set_defaults(func=cmd_bench)
-    lm = sub.add_parser(
-        "lowmem", help="the 32-bit kernel address-space budget for a RAM size",
-        description="How the 1 GiB (3G/1G split) of 32-bit x86 kernel virtual address "
-                    "space is spent, and how much of lowmem mem_map eats, for a RAM size; "
-                    "says when the machine cannot boot.",
-        epilog="examples:\n  mmucore lowmem --ram 64G --pae --struct-page 64\n"
-               "  mmucore lowmem --ram 4G,16G,32G,64G --pae --kernel 2.4.18\n"
-               "  mmucore lowmem --ram 16G --pae --split 2G/2G --json -",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    lm.add_argument("--ram", required=True,
-                    help="RAM size(s), comma-separated: 4G, 16G, 64G (binary units)")
-    lm.add_argument("--pae", action="store_true", help="PAE kernel (up to 64 GiB)")
-    lm.add_argument("--kernel", default=None,
-                    help="kernel version for sizeof(struct page): 2.4.15, 2.4.16, 2.4.18, "
-                         "2.4.22, 2.5.13, 2.6.12")
-    lm.add_argument("--struct-page", type=int, default=None, metavar="BYTES",
-                    help="sizeof(struct page) in bytes (overrides --kernel)")
-    lm.add_argument("--split", default="3G/1G",
-                    help="user/kernel split: 3.5G/0.5G, 3G/1G, 2G/2G, 1G/3G, 4G/4G")
-    lm.add_argument("--nr-cpus", type=int, default=32, help="NR_CPUS (fixmap size)")
-    lm.add_argument("--json", metavar="FILE",
-                    help="also write the budget(s) as JSON to FILE ('-': only JSON)")
-    add_debug(lm)
-    lm.set_defaults(func=cmd_lowmem)
-
-    k = sub.add_parser(
-        "kmap", help="the kmap pool: global pkmap pool vs per-task pools",
-        description="Run a kmap workload (or a kmap trace: ops KMAP/KUNMAP/KMAP_ATOMIC/"
-                    "KUNMAP_ATOMIC/SWITCH, addr = pfn, with cpu and task columns) through "
-                    "the global pkmap pool and/or the per-task pool of the 2002 thread, "
-                    "with a dTLB per CPU, and print flushes, IPIs, lookups and TLB misses.",
-        epilog="examples:\n  mmucore kmap --cpus 16 --pool both\n"
-               "  mmucore kmap --workload pte_highmem --kernel 2.5.13 --cpus 4\n"
-               "  mmucore kmap --kernel 2.6.12 --pae --slots 128 -n 1M --json out.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    k.add_argument("--workload", choices=("page_cache", "pte_highmem", "bounce_io"),
-                   default="page_cache", help="generated workload (default page_cache)")
-    k.add_argument("--trace", metavar="PATH", help="a kmap trace instead of a workload")
-    k.add_argument("--pool", choices=("global", "per-task", "both"), default="both")
-    k.add_argument("--kernel", default="2.4.18", help="2.4.18, 2.5.13, 2.6.12 or 6.x")
-    k.add_argument("--pae", action="store_true", help="PAE kernel (512 pkmap slots)")
-    k.add_argument("--cpus", type=int, default=4, help="online CPUs (default 4)")
-    k.add_argument("--tasks", type=int, default=None, help="tasks (default: one per CPU)")
-    k.add_argument("-n", "--accesses", type=parse_count, default=100_000,
-                   help="workload steps (page copies, faults or requests; default 100K)")
-    k.add_argument("--hit-rate", type=float, default=0.5,
-                   help="page_cache: share of kmaps finding the page mapped (default 0.5)")
-    k.add_argument("--slots", type=int, default=None,
-                   help="pkmap slots (default LAST_PKMAP: 1024, 512 with PAE)")
-    k.add_argument("--tlb", default="64x4",
-                   help="dTLB per CPU as ENTRIESxWAYS, or none (default 64x4)")
-    k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--json", metavar="FILE",
-                   help="also write the results as JSON to FILE ('-': only JSON)")
-    add_debug(k)
-    k.set_defaults(func=cmd_kmap)
-
-    m = sub.add_parser(
-        "mrc", help="LRU miss-ratio curve of a trace: misses for every TLB size at once",
-        description="One pass over a trace (or a generated workload) gives the misses of "
-                    "an LRU TLB of every size (exact stack distances, or SHARDS sampling "
-                    "for huge traces), per page size: how many entries, and which page "
-                    "size, a workload needs. Only memory accesses count.",
-        epilog="TRACE is a trace file (format detected, or --format), the name of a "
-               "bundled trace (sort, xz, ...), or a workload spec.\n"
-               "examples:\n  mmucore mrc sort --page-size 4K,2M --plot mrc.png\n"
-               "  mmucore mrc zipf:n=1e7,pages=1e6,alpha=1.0 --method shards --rate 0.01\n"
-               "  mmucore mrc run.lackey --sets 16 --sizes 16,32,64,128 --json -",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("trace", metavar="TRACE", help="trace file, bundled trace name or workload spec")
-    m.add_argument("--page-size", default="4K",
-                   help="page size(s), comma-separated: 4K, 2M, 4M, 1G (one curve each; default 4K)")
-    m.add_argument("--method", choices=("exact", "shards"), default="exact")
-    m.add_argument("--rate", type=float, default=None,
-                   help="SHARDS sampling rate in (0, 1] (default 0.01)")
-    m.add_argument("--sample-size", type=parse_count, default=None, metavar="N",
-                   help="fixed-size SHARDS: at most N sampled pages")
-    m.add_argument("--sets", type=int, default=None,
-                   help="set-associative TLB with this many sets (page number %% sets)")
-    m.add_argument("--sizes", default=None,
-                   help="entry counts to report, comma-separated (default: 1..64, then 8 "
-                        "per doubling up to the distinct pages)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the SHARDS hash")
-    m.add_argument("--format", default=None,
-                   help="trace format: lackey, din, xdin, pinatrace, champsim, native")
-    m.add_argument("--plot", metavar="FILE", help="write a plot (PNG, PDF, SVG; needs matplotlib)")
-    m.add_argument("--json", metavar="FILE",
-                   help="also write the curves as JSON to FILE ('-': only JSON, on stdout)")
-    add_debug(m)
-    m.set_defaults(func=cmd_mrc)
     return parser
+
+
+def _command_of(argv: List[str]) -> Optional[str]:
+    """The subcommand word of ``argv`` (the first word that is not an option)."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+    return None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the ``mmucore`` command line; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if _command_of(argv) == "demo" and not {"-h", "--help"} & set(argv):
+        try:
+            missing = _load_demo() is None
+        except Exception as exc:       # pyapi.demo exists but fails to import
+            if debug:
+                raise
+            print(f"mmucore: error: mmucore demo cannot start: "
+                  f"{' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
+            return 1
+        if missing:
+            print(f"mmucore: error: {_DEMO_MISSING}", file=sys.stderr)
+            return 1
+    try:
+        parser = build_parser(load_demo=_command_of(argv) == "demo")
+    except Exception as exc:           # pyapi.demo failed to import
+        if debug:
+            raise
+        print(f"mmucore: error: mmucore demo cannot start: "
+              f"{' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
+        return 1
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:          # usage errors (2), --help / --version (0)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as exc:
+    except UsageError as exc:
         if args.debug:
             raise
-        msg = " ".join(str(exc).split()) or type(exc).__name__
+        prog = f"mmucore {args.command}"
+        print(f"{prog}: error: {exc} (usage: {prog} --help)", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, MemoryError, RuntimeError, LookupError) as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, KeyError) and exc.args:
+            msg = str(exc.args[0])
+        elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+            msg = f"{exc.filename}: {exc.strerror}"
+        else:
+            msg = str(exc)
+        msg = " ".join(msg.split()) or type(exc).__name__
         print(f"mmucore: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print("mmucore: interrupted", file=sys.stderr)
         return 130
 
