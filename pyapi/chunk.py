@@ -42,6 +42,14 @@ def as_column(name: str, values, n: Optional[int] = None) -> np.ndarray:
     Integer arrays of another dtype are converted when every value fits; a value that
     does not fit, a non-integer array, or a length other than ``n`` is a ``ValueError``
     naming the column.
+
+    >>> import numpy as np
+    >>> as_column("size", [1, 2, 3], 3)
+    array([1, 2, 3], dtype=uint16)
+    >>> as_column("cpu", np.array([1, -1]), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     dtype = COLUMN_DTYPES[name]
     arr = np.asarray(values)
@@ -72,6 +80,11 @@ class TraceChunk:
 
     The constructor validates once (dtypes, equal lengths, known op codes); engines then
     trust the columns.
+
+    >>> import numpy as np
+    >>> c = TraceChunk(addr=np.array([0x1000, 0x2000], dtype=np.uint64))
+    >>> len(c), c.op, c.size is None
+    (2, array([0, 0], dtype=uint8), True)
     """
 
     addr: np.ndarray

@@ -77,6 +77,12 @@ class ConfigError(ValueError, TypeError):
     It is both a ``ValueError`` and a ``TypeError`` (wrong values and wrong types are
     reported alike); the message names the file when one was loaded, the structure and
     the field.
+
+    >>> try:
+    ...     TLBConfig(name="x", level=1, side="data", entries=6, ways=4, page_sizes=["4K"])
+    ... except ConfigError as e:
+    ...     print(e)
+    tlb 'x': ways=4 does not divide entries=6 (sets must be whole); ways that divide it: 1, 2, 3, 6
     """
 
 

@@ -53,6 +53,10 @@ class KernelSpec:
     kmap_local stack); ``atomic_flush``: ``"map"`` (invlpg when mapping, 2.4-2.6.12) or
     ``"unmap"``; ``km_type_nr``: KM_TYPE_NR, or KM_MAX_IDX for the stack;
     ``page_struct``: sizeof(struct page) (the hash key is its address in mem_map).
+
+    >>> k = KERNELS["2.6.12"]
+    >>> k.hashed, k.atomic_flush, k.page_struct
+    (True, 'map', 32)
     """
 
     name: str
@@ -510,7 +514,9 @@ class PerTaskKmapPool(KmapPool):
     switch) counts as that flush. A full window falls back to the global pool; a
     ``KMAP``/``KUNMAP`` with ``size=1`` is a cross-task access (global pool).
 
-    Parameters (beyond ``KmapPool``'s)
+    The parameters below are those it adds to ``KmapPool``'s.
+
+    Parameters
     ----------
     window_slots : int, optional
         Slots per window; default one page table page: 1024 (512 with PAE).

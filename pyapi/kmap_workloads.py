@@ -95,6 +95,12 @@ def page_cache(n, file_pages=4096, tasks=4, cpus=1, hit_rate=0.5, write_fraction
     ``1 - hit_rate`` and otherwise copies from the same page again (the next record of a
     page read in small records), so about ``hit_rate`` of kmaps find the page mapped.
     Tasks ``t`` with equal ``t // threads_per_mm`` are threads of one mm.
+
+    >>> from pyapi.kmap import KmapPool
+    >>> t = page_cache(1000, file_pages=64, tasks=2, cpus=2, hit_rate=0.9, seed=0)
+    >>> s = KmapPool(cpus=2).run(t)
+    >>> s.kmaps == s.kunmaps == 1000
+    True
     """
     _check(n, tasks, cpus, slice_steps)
     if not 0.0 <= hit_rate < 1.0:
@@ -148,6 +154,12 @@ def pte_highmem(n, tasks=4, cpus=1, pte_pages=64, data_pages=4096, atomic=False,
     and heap tables are hot) and streams through ``data_pages`` file pages. ``kernel``
     decides what the ``size`` column of an atomic op means (km_type or the 6.x atomic
     flag).
+
+    >>> from pyapi.kmap import KmapPool
+    >>> t = pte_highmem(100, seed=0)
+    >>> s = KmapPool(kernel="2.5.13").run(t)
+    >>> s.kmaps == s.kunmaps, s.hit_ratio
+    (True, 0.37)
     """
     _check(n, tasks, cpus, slice_steps)
     spec = _kernel(kernel)
@@ -187,6 +199,11 @@ def bounce_io(n_requests, pages_per_request=8, cpus=1, read_fraction=0.5, data_p
     pool); a read copies each page back at completion, in interrupt context, with
     ``kmap_atomic(page, KM_BOUNCE_READ)``. Each request runs on a random CPU, and its
     copies are issued by the task of that CPU (task = cpu: no context switches).
+
+    >>> from pyapi.kmap import KmapPool
+    >>> s = KmapPool(cpus=2).run(bounce_io(10, cpus=2, seed=0))
+    >>> s.atomic_maps, s.atomic_unmaps, s.global_flushes
+    (80, 80, 0)
     """
     _check(n_requests, 1, cpus, 1)
     spec = _kernel(kernel)

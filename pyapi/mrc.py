@@ -85,6 +85,13 @@ class MissRatioCurve:
     * ``cold_misses``: first touches (fully associative; SHARDS: estimate);
     * ``distinct_pages``: pages touched (SHARDS: estimate);
     * ``sample_size``, ``sampled_accesses``: SHARDS only.
+
+    >>> import numpy as np
+    >>> c = miss_ratio_curve(np.array([0, 4096, 0, 8192, 0], dtype=np.uint64), sizes=[1, 2, 3])
+    >>> c
+    MissRatioCurve(exact, fully associative, 4K pages, 5 accesses, 3 sizes 1..3)
+    >>> c.misses, c.miss_ratio, c.cold_misses, c.reach_bytes
+    (array([5, 3, 3]), array([1. , 0.6, 0.6]), 3, array([ 4096,  8192, 12288]))
     """
 
     sizes: np.ndarray
@@ -225,7 +232,15 @@ def _interactive() -> bool:
 def plot_reach(curves, ax=None):
     """One figure with several curves (e.g. the dict of ``miss_ratio_curve(trace,
     page_size=["4K", "2M", "1G"])``) against TLB reach in bytes, so that page sizes
-    compare: the same miss ratio further left means fewer bytes of reach needed."""
+    compare: the same miss ratio further left means fewer bytes of reach needed.
+
+    >>> import numpy as np, matplotlib
+    >>> matplotlib.use("Agg")
+    >>> va = np.arange(0, 1 << 24, 4096, dtype=np.uint64)
+    >>> fig = plot_reach(miss_ratio_curve(va, page_size=["4K", "2M"], sizes=[1, 4]))
+    >>> type(fig).__name__
+    'Figure'
+    """
     plt, _ = _pyplot()
     items = list(curves.values()) if isinstance(curves, dict) else list(curves)
     if not items:

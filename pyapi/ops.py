@@ -8,4 +8,8 @@ import enum
 from mmucore._types import OPS
 
 Op = enum.IntEnum("Op", OPS, module=__name__)
-Op.__doc__ = "Operation codes of the trace ``op`` column (uint8)."
+Op.__doc__ = """Operation codes of the trace ``op`` column (uint8).
+
+>>> Op.LOAD, int(Op.STORE), Op(4), Op["INVLPG"].value
+(<Op.LOAD: 0>, 1, <Op.SWITCH: 4>, 5)
+"""

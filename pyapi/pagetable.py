@@ -76,6 +76,14 @@ class PageTableStats:
     ``huge_fallbacks`` demand faults that got a smaller page than the policy wanted
     (no free 2M/1G frame); ``pdpte_loads`` PAE PDPTE-register loads (4 reads each);
     ``tables`` page-table pages allocated; ``frames_allocated`` 4K frames handed out.
+
+    >>> import numpy as np
+    >>> pt = PageTable("x86_64")
+    >>> _ = pt.map(0x200000, 2 << 20, page_size="2M")
+    >>> _ = pt.walk(np.array([0x200123, 0x800000], dtype=np.uint64))
+    >>> s = pt.stats
+    >>> s.walks, s.translations, s.faults_not_present, s.refs
+    (2, {'2M': 1}, 1, [0, 2, 2, 2])
     """
 
     accesses: int = 0
@@ -116,7 +124,15 @@ class WalkResult(NamedTuple):
     address outside the linear-address space, a #GP), ``refs`` (uint8 entries read,
     both walks of a demand fault), ``page_size`` (uint64 bytes, 0 on a fault) and, with
     ``record=True``, ``entry_paddrs`` (n x levels uint64, physical address of each entry
-    the last walk read, top-down, padded with ``ENTRY_PADDR_NONE``)."""
+    the last walk read, top-down, padded with ``ENTRY_PADDR_NONE``).
+
+    >>> import numpy as np
+    >>> pt = PageTable("x86_64")
+    >>> _ = pt.map(0x200000, 2 << 20, page_size="2M")
+    >>> r = pt.walk(np.array([0x200123, 0x800000], dtype=np.uint64))
+    >>> [hex(p) for p in r.paddr], r.fault & 0xFFFF, r.refs, r.page_size
+    (['0x200123', '0x0'], array([0, 4], dtype=uint32), array([3, 3], dtype=uint8), array([2097152,       0], dtype=uint64))
+    """
 
     paddr: np.ndarray
     fault: np.ndarray
@@ -126,7 +142,14 @@ class WalkResult(NamedTuple):
 
 
 class Mapping(NamedTuple):
-    """A mapped range: pages of one size with consecutive frames and the same flags."""
+    """A mapped range: pages of one size with consecutive frames and the same flags.
+
+    >>> pt = PageTable("x86_64")
+    >>> _ = pt.map(0x200000, 2 << 20, page_size="2M")
+    >>> m = pt.mappings()[0]
+    >>> hex(m.vaddr), m.size, m.page_size, m.pfn, m.flags["writable"]
+    ('0x200000', 2097152, 2097152, 512, True)
+    """
 
     vaddr: int
     size: int
@@ -188,7 +211,7 @@ class PageTable:
     maxphyaddr : int, optional
         Physical-address width (default 32 for x86_32, 36 for pae, 52 otherwise).
         Entry bits at and above it (up to bit 51, or 62 in PAE) are reserved.
-    phys_mem : size, default "4G"
+    phys_mem : int or str, default "4G"
         Simulated physical memory (``"4G"``, bytes...): frames for page tables and, with
         ``pfn=None``/demand paging, data pages; explicit ``map(pfn=...)`` frames inside
         it are reserved. Running out raises ``MemoryError``.

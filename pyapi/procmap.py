@@ -63,7 +63,12 @@ class Vma:
     """One virtual memory area of ``/proc/PID/maps`` (addresses in bytes, ``end``
     exclusive), with what ``smaps`` and ``pagemap`` add: ``anon_huge_bytes``,
     ``kernel_page_bytes``, and the present pages: ``present_vpn`` (virtual page numbers)
-    and ``present_pfn`` (frames; zeros when the frames are hidden)."""
+    and ``present_pfn`` (frames; zeros when the frames are hidden).
+
+    >>> v = read_process("self").vmas[0]
+    >>> v.end > v.start, v.size == v.end - v.start
+    (True, True)
+    """
 
     start: int
     end: int
@@ -88,7 +93,12 @@ class Vma:
 class ProcessSnapshot:
     """What ``read_process`` found: the VMAs (user half only), whether the frame numbers
     are the kernel's (``pfns_are_real``), and whether the 2 MiB mappings were read from
-    ``/proc/kpageflags`` or inferred from ``AnonHugePages`` (``huge_pages_inferred``)."""
+    ``/proc/kpageflags`` or inferred from ``AnonHugePages`` (``huge_pages_inferred``).
+
+    >>> snap = read_process("self")
+    >>> isinstance(snap.pfns_are_real, bool), all(v.start < v.end for v in snap.vmas)
+    (True, True)
+    """
 
     pid: Union[int, str]
     vmas: List[Vma]
@@ -281,6 +291,10 @@ def snapshot_page_table(pid: Union[int, str] = "self", use_pfns: Optional[bool] 
     Returns ``(page_table, snapshot)``; ``snapshot`` (a ``ProcessSnapshot``) says whether
     the frames are real and whether huge pages were read or inferred. Extra keyword
     arguments go to ``PageTable`` (e.g. ``phys_mem``).
+
+    >>> pt, snap = snapshot_page_table("self")          # this process (Linux)
+    >>> pt.mode in ("x86_64", "la57") or pt.mode, len(snap.vmas) > 0
+    (True, True)
     """
     from pyapi.pagetable import PageTable
 

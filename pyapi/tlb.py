@@ -2,6 +2,13 @@
 
 The engine behind it is ``mmucore.tlb`` (typed Cython); this module validates arguments,
 sets defaults and converts units, then hands whole arrays to one ``nogil`` call.
+
+>>> import numpy as np
+>>> from pyapi.tlb import TLB, POLICY_NAMES
+>>> POLICY_NAMES
+('lru', 'fifo', 'random', 'plru', 'lfu', 'srrip')
+>>> TLB(entries=64, ways=4, policy="srrip").access(np.zeros(4, dtype=np.uint64)).misses
+1
 """
 from __future__ import annotations
 
@@ -32,6 +39,14 @@ class TLBStats:
     in ``TLB.access``); ``evictions`` the fills that displaced a valid entry;
     ``invalidations`` the entries dropped by ``invalidate``/``flush``/``flush_asid``;
     ``flushes`` the calls of ``flush`` and ``flush_asid``.
+
+    >>> import numpy as np
+    >>> t = TLB(entries=4, ways=4)
+    >>> _ = t.access(np.array([0, 4096, 0], dtype=np.uint64))
+    >>> t.stats
+    TLBStats(accesses=3, hits=1, misses=2, fills=2, evictions=0, invalidations=0, flushes=0)
+    >>> round(t.stats.miss_ratio, 3)
+    0.667
     """
 
     accesses: int = 0
@@ -57,7 +72,14 @@ class TLBStats:
 @dataclass(frozen=True)
 class AccessResult:
     """What one ``TLB.access`` call did: ``hits`` and ``misses`` (accesses), and, when
-    asked with ``return_hits=True``, ``hit``: one bool per access."""
+    asked with ``return_hits=True``, ``hit``: one bool per access.
+
+    >>> import numpy as np
+    >>> r = TLB(entries=4, ways=4).access(np.array([0, 4096, 0], dtype=np.uint64),
+    ...                                   return_hits=True)
+    >>> r.hits, r.misses, r.hit
+    (1, 2, array([False, False,  True]))
+    """
 
     hits: int
     misses: int

@@ -918,6 +918,8 @@ class Trace:
     def open(cls, path, format: Optional[str] = None, *, errors: str = "raise") -> "Trace":
         """Open the trace at ``path`` (a file, or a native folder).
 
+        Nothing is read until :meth:`chunks` is called, except what detection sniffs.
+
         Parameters
         ----------
         path : str or os.PathLike
@@ -930,8 +932,6 @@ class Trace:
             file, line number and text (after the chunks before it were yielded), or be
             skipped and counted in :attr:`skipped`. ``"skip"`` also drops a truncated
             final binary record.
-
-        Nothing is read until :meth:`chunks` is called, except what detection sniffs.
 
         Examples
         --------

@@ -4,6 +4,8 @@
 2097152
 >>> page_size_name(1 << 30)
 '1G'
+>>> PAGE_SIZES
+{'4K': 4096, '2M': 2097152, '4M': 4194304, '1G': 1073741824}
 """
 from __future__ import annotations
 
@@ -44,7 +46,11 @@ def parse_size(value, *, what: str = "size") -> int:
 
 
 def page_size_code(value, *, what: str = "page_size") -> int:
-    """Engine code of a page size given as ``"4K"``/``"2M"``/``"4M"``/``"1G"`` or bytes."""
+    """Engine code of a page size given as ``"4K"``/``"2M"``/``"4M"``/``"1G"`` or bytes.
+
+    >>> page_size_code("2M"), page_size_code(1 << 30)
+    (1, 3)
+    """
     nbytes = parse_size(value, what=what)
     if nbytes not in _CODE_OF_BYTES:
         raise ValueError(f"{what} {value!r} is not a page size the engine models; "
@@ -53,7 +59,11 @@ def page_size_code(value, *, what: str = "page_size") -> int:
 
 
 def page_size_name(nbytes: int) -> str:
-    """``"4K"``, ``"2M"``, ``"4M"`` or ``"1G"`` for a page size in bytes."""
+    """``"4K"``, ``"2M"``, ``"4M"`` or ``"1G"`` for a page size in bytes.
+
+    >>> page_size_name(4096), page_size_name(2 << 20)
+    ('4K', '2M')
+    """
     for name, size in PAGE_SIZES.items():
         if size == nbytes:
             return name

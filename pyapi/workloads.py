@@ -174,6 +174,12 @@ class Workload:
     Attributes: ``n`` (accesses; also ``len(w)``), ``footprint`` (bytes of the arrays the
     stream touches), ``regions`` (``{name: (start, nbytes)}``), ``spec`` (canonical spec
     string), ``params`` (the arguments, normalised), ``mix`` (accesses per op name).
+
+    >>> w = stride(4, footprint="1K", stride=256)
+    >>> isinstance(w, Workload), w.n, w.footprint, w.mix
+    (True, 4, 1024, {'load': 4})
+    >>> [hex(a) for a in w.to_chunk().addr]
+    ['0x10000000', '0x10000100', '0x10000200', '0x10000300']
     """
 
     name: str = ""
@@ -794,14 +800,14 @@ class Stream(Workload):
     elements, element ``i`` of each in turn, ``iterations`` times; per element, in this
     order:
 
-    ======== ====================== =================================
-    kernel   statement              accesses
-    ======== ====================== =================================
-    copy     ``c[i] = a[i]``        load a[i], store c[i]
-    scale    ``b[i] = q * c[i]``    load c[i], store b[i]
-    add      ``c[i] = a[i] + b[i]`` load a[i], load b[i], store c[i]
-    triad    ``a[i] = b[i] + q c[i]`` load b[i], load c[i], store a[i]
-    ======== ====================== =================================
+    ======== ========================== =================================
+    kernel   statement                  accesses
+    ======== ========================== =================================
+    copy     ``c[i] = a[i]``            load a[i], store c[i]
+    scale    ``b[i] = q * c[i]``        load c[i], store b[i]
+    add      ``c[i] = a[i] + b[i]``     load a[i], load b[i], store c[i]
+    triad    ``a[i] = b[i] + q c[i]``   load b[i], load c[i], store a[i]
+    ======== ========================== =================================
 
     ``n = iterations * n_elements * (2 or 3)``. Regions ``a``, ``b``, ``c`` (each
     ``n_elements * elem_bytes``) are all laid out from ``base``; the footprint counts
