@@ -46,10 +46,16 @@ or after parsing); 1 input errors (missing or malformed files, unknown presets, 
 sizes, option values the model rejects); 130 interrupted (``replay`` prints the counters
 so far first). Errors are one line on stderr, ``mmucore: error: ...`` (``--debug`` shows
 the traceback instead).
+
+>>> status = main(["lowmem", "--ram", "64G", "--pae", "--json", "-"])
+[...]
+>>> status
+0
 """
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import re
 import sys
@@ -67,7 +73,11 @@ _COUNT_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 def parse_count(text: str) -> int:
     """A number of accesses: ``20000``, ``10_000_000``, ``1e7``, ``10M``, ``2.5K``
-    (decimal units: K = 1000, M = 10**6, G = 10**9)."""
+    (decimal units: K = 1000, M = 10**6, G = 10**9).
+
+    >>> parse_count("10M"), parse_count("1e7"), parse_count("2.5K")
+    (10000000, 10000000, 2500)
+    """
     m = _COUNT_RE.match(str(text).replace("_", ""))
     if not m:
         raise argparse.ArgumentTypeError(
@@ -1367,6 +1377,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         prog = f"mmucore {args.command}"
         print(f"{prog}: error: {exc} (usage: {prog} --help)", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`mmucore ... --json - | head`): not an input error;
+        # point stdout at devnull so the interpreter's final flush stays quiet
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
     except (ValueError, TypeError, OSError, MemoryError, RuntimeError, LookupError) as exc:
         if args.debug:
             raise

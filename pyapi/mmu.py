@@ -45,7 +45,14 @@ class MMUAccessResult(NamedTuple):
     a control op), ``where`` (uint8: 0 L1 hit, 1 L2 hit, 2 walk, 3 fault, 255 control
     op; first page of the access), ``fault`` (uint32 x86 error code with ``FAULT_PF``,
     0 if none) and ``walk_entries`` (n x levels uint64 entry addresses of the first
-    page's walk, padded with 2**64-1; ``None`` unless ``record=True``)."""
+    page's walk, padded with 2**64-1; ``None`` unless ``record=True``).
+
+    >>> from pyapi import MMU
+    >>> mmu = MMU.from_preset("p6", paging="pae")
+    >>> r = mmu.access(np.array([0x1000, 0x1008], dtype=np.uint64), record=True)
+    >>> r.where.tolist(), r.walk_entries.shape      # a walk (PDE, PTE), then an L1 hit
+    ([2, 0], (2, 2))
+    """
     paddr: np.ndarray
     where: np.ndarray
     fault: np.ndarray

@@ -470,3 +470,16 @@ def test_console_script(tmp_path):
 
 def test_parser_builds_without_the_demo_module():
     assert build_parser(load_demo=False).parse_args(["demo"]).command == "demo"
+
+
+def test_closed_pipe_is_not_an_error(tmp_path):
+    """`mmucore ... --json - | head -1`: the reader leaves early; no error line, status 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "pyapi", "lowmem", "--ram",
+                             ",".join(f"{g}G" for g in range(1, 65)), "--pae", "--json", "-"],
+                            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()                 # like `head -1` exiting
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "error" not in err and "Traceback" not in err, err
