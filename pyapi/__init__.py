@@ -5,7 +5,7 @@
 >>> TLB(entries=64, ways=4).access(np.zeros(10, dtype=np.uint64)).hits
 9
 """
-from pyapi import kmap_workloads, workloads
+from pyapi import kmap_workloads, presets, workloads
 from pyapi.kmap import KmapBugError, KmapDeadlockError, KmapPool, KmapStats, PerTaskKmapPool
 from pyapi.config import MMUConfig, TLBConfig
 from pyapi.mmu import MMU
@@ -25,7 +25,7 @@ __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES"
            "parse_size", "PageTable", "PageTableStats", "WalkResult", "Mapping",
            "decode_entry", "snapshot_page_table", "Trace", "TraceFormatError", "as_trace", "detect_format",
            "bundled_traces", "open_bundled",
-           "workloads", "KmapPool", "PerTaskKmapPool", "KmapStats", "KmapBugError",
+           "workloads", "presets", "KmapPool", "PerTaskKmapPool", "KmapStats", "KmapBugError",
            "KmapDeadlockError", "kmap_workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep",
            "miss_ratio_curve", "MissRatioCurve", "MMU", "Stats", "MMUConfig", "TLBConfig",
            "__version__"]
