@@ -10,6 +10,7 @@ from pyapi.kmap import KmapBugError, KmapDeadlockError, KmapPool, KmapStats, Per
 from pyapi.config import MMUConfig, TLBConfig
 from pyapi.mmu import MMU
 from pyapi.stats import Stats
+from pyapi.sweeps import SweepResult, sweep
 from pyapi.lowmem import LowmemBudget, lowmem_budget, lowmem_sweep
 from pyapi.mrc import MissRatioCurve, miss_ratio_curve
 from pyapi.ops import Op
@@ -28,4 +29,4 @@ __all__ = ["TLB", "TLBStats", "AccessResult", "POLICY_NAMES", "Op", "PAGE_SIZES"
            "workloads", "presets", "KmapPool", "PerTaskKmapPool", "KmapStats", "KmapBugError",
            "KmapDeadlockError", "kmap_workloads", "LowmemBudget", "lowmem_budget", "lowmem_sweep",
            "miss_ratio_curve", "MissRatioCurve", "MMU", "Stats", "MMUConfig", "TLBConfig",
-           "__version__"]
+           "sweep", "SweepResult", "__version__"]

@@ -16,6 +16,8 @@
                 [--footprint SIZE] [--pages N] [--alpha X] [--stride SIZE] ...
     mmucore convert IN OUT [--from FMT] [--to native|lackey|raw] [--force] [--skip-malformed]
     mmucore presets [NAME] [--toml] [--json FILE|-]
+    mmucore sweep SPEC.toml [--workers N] [--scheduler tcp://HOST:PORT] [--out FILE]
+                  [--resume] [--force] [--json FILE|-] [--csv FILE|-]
     mmucore demo [...]                       (arguments from pyapi.demo)
     mmucore tlb [--entries 64] [--ways 4] [--page-size 4K[,2M...]] [--policy lru[,fifo...]]
                 [--workload uniform|sequential|zipf] [--footprint 64M] [-n 10M] [--seed 0]
@@ -30,7 +32,8 @@ through the global pkmap pool and/or the per-task pool of the 2002 thread
 (``pyapi.KmapPool``); ``lowmem`` prints the 32-bit kernel address-space budget for a RAM
 size (``pyapi.lowmem_budget``); ``gen`` writes a generated workload
 (``pyapi.workloads``) to a trace file and ``convert`` converts a trace (``Trace.convert``);
-``presets`` lists the CPU presets or shows one; ``demo`` is the guided tour of
+``presets`` lists the CPU presets or shows one; ``sweep`` runs every trace of a sweep
+file through every configuration (``pyapi.sweep``); ``demo`` is the guided tour of
 ``pyapi.demo``; ``tlb`` simulates one TLB per policy on a generated workload; ``bench``
 compares mmucore with pycachesim, libcachesim and pure Python.
 
@@ -702,6 +705,57 @@ def _write_csv(target: str, config: dict, counters: dict) -> None:
         Path(target).write_text(buf.getvalue())
 
 
+# ---------------------------------------------------------------------------- sweep
+def cmd_sweep(args) -> int:
+    from pyapi.sweeps import load_spec, sweep
+
+    if args.json == "-" and args.csv == "-":
+        raise UsageError("--json - and --csv - both want stdout; send one to a file")
+    if args.resume and not args.out:
+        raise UsageError("--resume continues the sweep in --out FILE; name it")
+    if args.scheduler and args.workers is not None:
+        raise UsageError("--workers sizes the local pool; with --scheduler the cluster's "
+                         "workers run the tasks")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: give 1 or more")
+    for target, option in ((args.json, "--json"), (args.csv, "--csv"), (args.out, "--out")):
+        _out_target(target, option)
+    traces, configs, options = load_spec(args.spec)
+    if args.chunk_size is not None:
+        options["chunk_size"] = args.chunk_size
+    quiet = "-" in (args.json, args.csv)
+    try:
+        res = sweep(traces, configs, executor="dask" if args.scheduler else "local",
+                    workers=args.workers, out=args.out, resume=args.resume,
+                    progress=not args.no_progress, scheduler=args.scheduler,
+                    overwrite=args.force, **options)
+    except ImportError as exc:
+        raise RuntimeError(str(exc)) from None
+    if args.json:
+        _emit_json(res.rows, args.json)
+    if args.csv == "-":
+        sys.stdout.write(res.to_csv())
+    elif args.csv:
+        res.to_csv(args.csv)
+    if not quiet:
+        where = f"dask scheduler {args.scheduler}" if args.scheduler else \
+            ("1 process" if args.workers == 1 else f"{args.workers or os.cpu_count()} processes")
+        print(f"sweep: {len(traces)} trace(s) x {len(configs)} configuration(s) on {where}; "
+              f"{res.ran} task(s) run, {res.resumed} taken from {args.out or '-'}, "
+              f"{res.seconds:.2f} s\n")
+        print(res.table())
+    if res.interrupted:
+        print(f"mmucore: interrupted; {len(res.rows)} of {len(traces) * len(configs)} tasks "
+              f"done" + (f" (in {args.out}; --resume continues)" if args.out else ""),
+              file=sys.stderr)
+        return 130
+    if res.errors:
+        print(f"mmucore: error: {len(res.errors)} of {len(res.rows)} tasks failed (the error "
+              f"column says why)", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------------------- presets
 def _structures_cell(tlbs) -> str:
     return " + ".join(f"{t.entries} {'/'.join(t.takes)}" for t in tlbs) or "-"
@@ -1249,6 +1303,49 @@ def build_parser(load_demo: bool = True) -> argparse.ArgumentParser:
                     help="no progress bar (shown on stderr only when it is a terminal)")
     add_debug(cv)
     cv.set_defaults(func=cmd_convert)
+
+    # ------------------------------------------------------------------ sweep
+    sw = command(
+        "sweep", "run every trace through every configuration (a process pool or Dask)",
+        "Replay each trace of SPEC.toml through each configuration (the cross product, one "
+        "task each) on a local process pool, or on a Dask cluster with --scheduler, and "
+        "print one row per task: accesses, walks, miss ratio of the last TLB level, "
+        "seconds, error. SPEC.toml has traces = [...] (files, bundled names, workload "
+        "specs) and [[configs]] tables and/or a [grid] table of lists (docs/sweeps.md). "
+        "--out gets each row as its task ends; --resume skips the tasks already there. A "
+        "failing task is a row with its error (exit status 1 at the end); Ctrl-C keeps "
+        "the rows done (exit status 130).",
+        _examples("mmucore sweep stlb.toml",
+                  "mmucore sweep stlb.toml --workers 2 --out rows.csv",
+                  "mmucore sweep stlb.toml --out rows.csv --resume --json -",
+                  "mmucore sweep stlb.toml --scheduler tcp://10.0.0.5:8786 --csv all.csv",
+                  note="stlb.toml:\n"
+                       "    traces = [\"zipf:n=1e6,pages=1e5,alpha=1.0,seed=1\", \"sort\"]\n"
+                       "    [grid]\n"
+                       "    preset = \"skylake\"\n"
+                       "    huge_pages = [\"never\", \"thp\"]\n"
+                       "    tlbs.stlb.entries = [1024, 1536, 2048]"))
+    sw.add_argument("spec", metavar="SPEC.toml", help="the sweep file")
+    sw.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="processes of the local pool (default: every core; 1: no pool)")
+    sw.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="run on this Dask scheduler (needs pip install \"mmucore[dask]\")")
+    sw.add_argument("--out", metavar="FILE",
+                    help="append each row to FILE (.csv or .jsonl) as its task ends")
+    sw.add_argument("--resume", action="store_true",
+                    help="skip the tasks that already have a row (without error) in --out")
+    sw.add_argument("--force", action="store_true",
+                    help="replace an existing --out file (instead of --resume)")
+    sw.add_argument("--chunk-size", dest="chunk_size", type=parse_count, default=None,
+                    metavar="N", help="accesses per engine call (default: the file's, else 1M)")
+    sw.add_argument("--no-progress", dest="no_progress", action="store_true",
+                    help="no progress bar (shown on stderr only when it is a terminal)")
+    sw.add_argument("--json", metavar="FILE",
+                    help="also write the rows as a JSON array ('-': only JSON, on stdout)")
+    sw.add_argument("--csv", metavar="FILE",
+                    help="also write the rows as CSV ('-': only CSV, on stdout)")
+    add_debug(sw)
+    sw.set_defaults(func=cmd_sweep)
 
     # ------------------------------------------------------------------ presets
     pr = command(

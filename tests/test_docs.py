@@ -22,7 +22,7 @@ DOCS = ROOT / "docs"
 API_MODULES = ["pyapi", "pyapi.tlb", "pyapi.pagetable", "pyapi.procmap", "pyapi.mmu",
                "pyapi.stats", "pyapi.config", "pyapi.trace", "pyapi.chunk", "pyapi.ops",
                "pyapi.workloads", "pyapi.kmap", "pyapi.kmap_workloads", "pyapi.lowmem",
-               "pyapi.mrc", "pyapi.units"]
+               "pyapi.mrc", "pyapi.units", "pyapi.sweeps"]
 
 # Names that lack an example in files whose owners are changing them right now; each is
 # an expected failure until the example lands (then the xfail turns into a pass).

@@ -6,6 +6,7 @@ import pytest
 
 MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads", "pyapi.pagetable", "pyapi.kmap",
            "pyapi.kmap_workloads", "pyapi.config", "pyapi.mrc", "pyapi.mmu", "pyapi.stats", "pyapi.cli", "pyapi.demo", "pyapi.plots", "pyapi.presets",
+           "pyapi.sweeps",
            "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable", "mmucore.kmap", "mmucore.stackdist"]
 
 
