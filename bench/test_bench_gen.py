@@ -20,20 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import pyapi  # noqa: F401
-except ImportError:  # not installed: the source tree (needs an in-place build)
-    sys.path.insert(0, str(REPO))
+from _benchenv import REPO, profile  # noqa: E402,F401  (bench/_benchenv.py)
 
 from pyapi import workloads as W  # noqa: E402
 
-PROFILES = {"fast": 10**6, "regular": 10**7, "large": 10**8}
-PROFILE = os.environ.get("MMUBENCH_PROFILE", "regular")
-if PROFILE not in PROFILES:
-    raise ValueError(f"MMUBENCH_PROFILE={PROFILE!r}: use one of {', '.join(PROFILES)}")
-N = int(float(os.environ.get("MMUBENCH_N", PROFILES[PROFILE])))
-ROUNDS = int(os.environ.get("MMUBENCH_ROUNDS", 3))
+PROFILE, N, ROUNDS = profile({"fast": 10**6, "regular": 10**7, "large": 10**8}, rounds=3)
 CHUNK = 1 << 20
 M64 = (1 << 64) - 1
 

@@ -17,21 +17,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import pyapi  # noqa: F401
-except ImportError:  # not installed: the source tree (needs an in-place build)
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from _benchenv import REPO, profile  # noqa: E402,F401  (bench/_benchenv.py)
 
 from kmap import POOLS, load_reference, workload  # noqa: E402
 
-PROFILES = {"fast": 100_000, "regular": 1_000_000, "large": 10_000_000}
-PROFILE = os.environ.get("MMUBENCH_PROFILE", "regular")
-if PROFILE not in PROFILES:
-    raise ValueError(f"MMUBENCH_PROFILE={PROFILE!r}: use one of {', '.join(PROFILES)}")
-N = int(float(os.environ.get("MMUBENCH_N", PROFILES[PROFILE])))
-ROUNDS = int(os.environ.get("MMUBENCH_ROUNDS", 5))
+PROFILE, N, ROUNDS = profile(rounds=5)
 ORACLE_OPS = 20_000
 
 _traces = {}

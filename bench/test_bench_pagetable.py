@@ -17,24 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import pyapi  # noqa: F401
-except ImportError:  # not installed: the source tree (needs an in-place build)
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests"))
+from _benchenv import REPO, profile  # noqa: E402,F401  (bench/_benchenv.py)
 
 from pagetable import MODES, _pages  # noqa: E402  (bench/pagetable.py)
 from pyapi.pagetable import PageTable  # noqa: E402
 from pyapi.tlb import TLB  # noqa: E402
 
-PROFILES = {"fast": 100_000, "regular": 1_000_000, "large": 10_000_000}
-PROFILE = os.environ.get("MMUBENCH_PROFILE", "regular")
-if PROFILE not in PROFILES:
-    raise ValueError(f"MMUBENCH_PROFILE={PROFILE!r}: use one of {', '.join(PROFILES)}")
-N = int(float(os.environ.get("MMUBENCH_N", PROFILES[PROFILE])))
-ROUNDS = int(os.environ.get("MMUBENCH_ROUNDS", 5))
+PROFILE, N, ROUNDS = profile(rounds=5)
 K4 = 1 << 12
 LEVELS = {"x86_32": 2, "pae": 2, "x86_64": 4, "la57": 5}
 KINDS = ["no PSC", "cold PSC", "warm PSC"]

@@ -18,11 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import mmucore.parse  # noqa: F401
-except ImportError:  # not installed: the source tree (needs an in-place build)
-    sys.path.insert(0, str(REPO))
+from _benchenv import REPO, profile  # noqa: E402,F401  (bench/_benchenv.py)
 
 from mmucore.parse import FORMATS, parse_text  # noqa: E402
 
@@ -31,12 +27,7 @@ _spec = importlib.util.spec_from_file_location("mmucore_bench_parse",
 bp = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bp)
 
-PROFILES = {"fast": 100_000, "regular": 1_000_000, "large": 10_000_000}
-PROFILE = os.environ.get("MMUBENCH_PROFILE", "regular")
-if PROFILE not in PROFILES:
-    raise ValueError(f"MMUBENCH_PROFILE={PROFILE!r}: use one of {', '.join(PROFILES)}")
-N = int(float(os.environ.get("MMUBENCH_N", PROFILES[PROFILE])))
-ROUNDS = int(os.environ.get("MMUBENCH_ROUNDS", 5))
+PROFILE, N, ROUNDS = profile(rounds=5)
 
 
 @pytest.fixture(scope="session")

@@ -21,22 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import pyapi  # noqa: F401
-except ImportError:  # not installed: the source tree (needs an in-place build)
-    sys.path.insert(0, str(REPO))
+from _benchenv import REPO, profile  # noqa: E402,F401  (bench/_benchenv.py)
 
 from pyapi import TLB, POLICY_NAMES  # noqa: E402
 from pyapi._bench import (PAGE_SHIFT, STRUCTURES, WORKLOADS,  # noqa: E402
                           load_reference_module, make_workload, python_lru_misses)
 
-PROFILES = {"fast": 100_000, "regular": 1_000_000, "large": 10_000_000}
-PROFILE = os.environ.get("MMUBENCH_PROFILE", "regular")
-if PROFILE not in PROFILES:
-    raise ValueError(f"MMUBENCH_PROFILE={PROFILE!r}: use one of {', '.join(PROFILES)}")
-N = int(float(os.environ.get("MMUBENCH_N", PROFILES[PROFILE])))
-ROUNDS = int(os.environ.get("MMUBENCH_ROUNDS", 5))
+PROFILE, N, ROUNDS = profile(rounds=5)
 ORACLE_PREFIX = 20_000          # accesses checked against tests/reference_tlb.py
 
 GEOMETRY = {name: (sets, ways) for name, sets, ways in STRUCTURES}
