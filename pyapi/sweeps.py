@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-import numpy as np
 
 __all__ = ["sweep", "grid", "SweepResult", "load_spec", "clear_cache"]
 
@@ -806,6 +805,19 @@ def sweep(traces, configs, executor="local", workers: Optional[int] = None, out=
                        resumed=len(done))
 
 
+
+def _drain(completed, futures, failed, finish):
+    """Hand each finished future's row (or its error as a failed row) to ``finish``."""
+    for fut in completed:
+        pos, task = futures.pop(fut)
+        try:
+            row = fut.result()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:            # noqa: BLE001
+            row = failed(task, exc)
+        finish(pos, row)
+
 def _execute(todo, finish: Callable, executor, workers, scheduler) -> bool:
     """Run ``todo`` [(position, task)] on ``executor``; ``finish(position, row)`` as each
     ends. Returns True when Ctrl-C stopped it."""
@@ -834,15 +846,7 @@ def _execute(todo, finish: Callable, executor, workers, scheduler) -> bool:
                 fut = client.submit(_run_task, task, pure=False)
                 futures[fut] = (pos, task)
             from distributed import as_completed
-            for fut in as_completed(list(futures)):
-                pos, task = futures.pop(fut)
-                try:
-                    row = fut.result()
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:    # noqa: BLE001
-                    row = failed(task, exc)
-                finish(pos, row)
+            _drain(as_completed(list(futures)), futures, failed, finish)
         except KeyboardInterrupt:
             client.cancel(list(futures))
             return True
@@ -868,15 +872,7 @@ def _execute(todo, finish: Callable, executor, workers, scheduler) -> bool:
     try:
         for pos, task in todo:
             futures[pool.submit(_run_task, task)] = (pos, task)
-        for fut in cf.as_completed(list(futures)):
-            pos, task = futures.pop(fut)
-            try:
-                row = fut.result()
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:        # noqa: BLE001
-                row = failed(task, exc)
-            finish(pos, row)
+        _drain(cf.as_completed(list(futures)), futures, failed, finish)
     except KeyboardInterrupt:
         for fut in futures:
             fut.cancel()
