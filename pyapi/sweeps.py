@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+import numpy as np  # noqa: F401  (the examples use it)
 
 __all__ = ["sweep", "grid", "SweepResult", "load_spec", "clear_cache"]
 
