@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""One long replay: 10^9 accesses through the Skylake preset, in bounded memory (issue 9).
+
+    OPENBLAS_NUM_THREADS=1 python bench/scale.py [--n 1e9] [--only uniform,zipf,native]
+                                                 [--chunk-size 1M] [--native-n 1e8] [--json FILE]
+
+Rows, each run in a fresh subprocess so that its peak RSS is its own:
+
+* ``uniform``: ``workloads.uniform(n, footprint="4G")`` (8-byte accesses at random over
+  4 GiB: almost every access misses the STLB and walks), generated chunk by chunk inside
+  the replay, so generation is part of the time;
+* ``zipf``: ``workloads.zipf(n, pages=2**20, alpha=1.0)`` (4 GiB of 4K pages, hot pages
+  included), generated inside the replay too;
+* ``native``: a native trace on disk (``Trace.convert`` of a uniform 4 GiB workload of
+  ``--native-n`` accesses, written before the clock starts), replayed from its
+  memory-mapped columns.
+
+MMU: ``MMU.from_preset("skylake", paging="x86_64", huge_pages="never")``, one CPU.
+Reported: wall time of ``mmu.replay(..., chunk_size=...)``, accesses per second, walks,
+and the peak RSS of the subprocess (``ru_maxrss``) minus its RSS before the replay (the
+interpreter and the modules). Targets of issue 9: zipf <= 20 s, uniform <= 40 s,
+RSS <= 300 MB.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+try:
+    import pyapi  # noqa: F401
+except ImportError:  # not installed: the source tree (needs an in-place build)
+    sys.path.insert(0, str(REPO))
+
+TARGET_S = {"uniform": 40.0, "zipf": 20.0}
+RSS_TARGET_MB = 300
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(kind: str, n: int, chunk: int, path: str) -> dict:
+    """Runs in the subprocess: one replay, its time, counters and memory."""
+    from pyapi import MMU, Trace, workloads
+    if kind == "uniform":
+        trace = workloads.uniform(n, footprint="4G", seed=1)
+    elif kind == "zipf":
+        trace = workloads.zipf(n, pages=1 << 20, alpha=1.0, seed=1)
+    else:
+        trace = Trace.open(path)
+    mmu = MMU.from_preset("skylake", paging="x86_64", huge_pages="never")
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    stats = mmu.replay(trace, chunk_size=chunk, progress=False)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"kind": kind, "accesses": int(stats["cpu0.accesses"]), "seconds": seconds,
+            "rate": stats["cpu0.accesses"] / seconds, "walks": int(stats["cpu0.walks"]),
+            "rss_before_mb": before, "peak_rss_mb": peak, "added_mb": peak - before}
+
+
+def _run(kind: str, n: int, chunk: int, path: str = "") -> dict:
+    code = ("import json, sys; sys.path[:0] = [%r, %r]; import scale; "
+            "print(json.dumps(scale._child(%r, %d, %d, %r)))"
+            % (str(REPO), str(REPO / "bench"), kind, n, chunk, path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _count(text: str) -> int:
+    from pyapi.cli import parse_count
+    return parse_count(text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=_count, default=10**9, help="accesses per generated run")
+    ap.add_argument("--native-n", type=_count, default=10**8,
+                    help="accesses of the on-disk native trace (its columns take 10 bytes "
+                         "an access)")
+    ap.add_argument("--chunk-size", type=_count, default=1 << 20)
+    ap.add_argument("--only", default="uniform,zipf,native")
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args(argv)
+    print(f"load average: {os.getloadavg()[0]:.2f}; chunk {args.chunk_size:,} accesses",
+          flush=True)
+    rows = []
+    kinds = args.only.split(",")
+    with tempfile.TemporaryDirectory(prefix="mmucore-scale-") as tmp:
+        for kind in kinds:
+            path = ""
+            if kind == "native":
+                from pyapi import Trace, workloads
+                path = str(Path(tmp) / "uniform.native")
+                Trace.convert(workloads.uniform(args.native_n, footprint="4G", seed=1), path)
+            n = args.native_n if kind == "native" else args.n
+            row = _run(kind, n, args.chunk_size, path)
+            rows.append(row)
+            target = TARGET_S.get(kind)
+            verdict = "" if target is None or row["accesses"] != 10**9 else \
+                (" (target <= %.0f s: %s)" % (target, "met" if row["seconds"] <= target
+                                              else "MISSED"))
+            print(f"{kind:8} {row['accesses']:>14,} accesses  {row['seconds']:8.1f} s  "
+                  f"{row['rate'] / 1e6:7.1f} M/s  {row['walks']:>14,} walks  "
+                  f"+{row['added_mb']:6.1f} MB RSS (peak {row['peak_rss_mb']:.0f} MB)"
+                  f"{verdict}", flush=True)
+    worst = max(r["added_mb"] for r in rows)
+    print(f"largest RSS added by a replay: {worst:.1f} MB (target <= {RSS_TARGET_MB} MB: "
+          f"{'met' if worst <= RSS_TARGET_MB else 'MISSED'})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
