@@ -52,13 +52,24 @@ if _ONLY:
         sys.exit(f"MMUCORE_MODULES names modules with no mmucore/<name>.pyx: {_unknown}")
     MODULES = [m for m in MODULES if m in _ONLY]
 
+# The MMU's per-access path is one compilation unit (mmu.pyx includes the TLB and walk
+# internals, _tlb_core.pxi and _pt_walk.pxi). GCC's size heuristics still leave the
+# probe, fill, walk and PSC kernels out of line there; in mmu.c every `cdef inline`
+# function is forced inline instead (Cython emits them as `static CYTHON_INLINE`, a macro
+# it defines only when unset). Measured with callgrind on the Skylake uniform replay:
+# 2,005 -> 1,913 instructions per access.
+_FORCE_INLINE = {} if (DEBUG or sys.platform == "win32") else {
+    "mmu": [("CYTHON_INLINE", "inline __attribute__((always_inline))")],
+}
+
 extensions = [
     Extension(
         f"mmucore.{name}",
         [f"mmucore/{name}.pyx"],
         include_dirs=[numpy.get_include(), "mmucore"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                       ("MMUCORE_DEBUG_BUILD", "1" if DEBUG else "0")],
+                       ("MMUCORE_DEBUG_BUILD", "1" if DEBUG else "0")]
+        + _FORCE_INLINE.get(name, []),
         extra_compile_args=CFLAGS,
     )
     for name in MODULES

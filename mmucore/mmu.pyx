@@ -6,8 +6,9 @@
 # * the side's memo (the last translation of that side, held by an L1 entry) or a probe of
 #   the side's L1 structures: an L1 hit (hits/accesses on that structure, hit update);
 # * otherwise a probe of the level-2 structures of side d or unified: an L2 hit, then the
-#   L1 fill; otherwise a walk of ASID a's table with CPU c's PSCs (pt_walk_ext), then the
-#   fills of the inclusion policy (inclusive: L2 then L1, L2 victims back-invalidated in
+#   L1 fill; otherwise a walk of ASID a's table with CPU c's PSCs (_walk_demand of
+#   _pt_walk.pxi: what pt_walk_ext runs, compiled into this module), then the fills
+#   of the inclusion policy (inclusive: L2 then L1, L2 victims back-invalidated in
 #   L1; non-inclusive: the same without back-invalidation; exclusive: L1 only, the L1
 #   victim moves to L2, an L2 hit moves the entry to L1);
 # * a miss at a level is charged to the structure of that level that takes the
@@ -17,20 +18,27 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t,
-                             vaddr_t, paddr_t, asid_t, intp_t, POLICY_LFU, POLICY_SRRIP,
-                             PS_COUNT, OP_LOAD, OP_STORE, OP_IFETCH, OP_MODIFY, OP_SWITCH,
+                             vaddr_t, paddr_t, asid_t, intp_t, POLICY_LRU, POLICY_FIFO,
+                             POLICY_RANDOM, POLICY_PLRU, POLICY_LFU, POLICY_SRRIP, PS_COUNT,
+                             PS_4K, PS_4M, OP_LOAD, OP_STORE, OP_IFETCH, OP_MODIFY, OP_SWITCH,
                              OP_INVLPG, OP_FLUSH, OP_FLUSH_ASID, OP_MAP, OP_UNMAP,
                              page_shift)
+from mmucore._rng cimport rng_below
 from mmucore.tlb cimport (TLBState, TAG_INVALID, ASID_GLOBAL, tlb_init, tlb_free,
-                          tlb_reset_counters, tlb_probe, tlb_probe_sizes, tlb_fill,
-                          tlb_fill_absent, tlb_touch, tlb_remove,
-                          tlb_remove_match, tlb_invalidate, tlb_invalidate_range,
+                          tlb_reset_counters, tlb_invalidate, tlb_invalidate_range,
                           tlb_flush, tlb_flush_asid)
-from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_walk_ext,
-                                pt_read_entry, pt_load_cr3, pt_find_leaf, pt_demand_map,
-                                pt_range_op, ENTRY_NONE, FAULT_GP, FAULT_PF, FAULT_P,
-                                FAULT_RSVD, ACC_WRITE, ACC_USER, ACC_IFETCH, PTE_G,
-                                MODE_PAE, PT_MAX_LEVELS, PTE_P, PTE_PS)
+from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_load_cr3, pt_find_leaf,
+                                pt_demand_map, pt_demand_fault, pt_range_op, ENTRY_NONE,
+                                FAULT_GP, FAULT_PF, FAULT_P, FAULT_W, FAULT_U, FAULT_I,
+                                FAULT_RSVD, ACC_WRITE, ACC_USER, ACC_IFETCH, PTE_G, PTE_A,
+                                PTE_D, MODE_PAE, PT_MAX_LEVELS, PTE_P, PTE_PS)
+
+# The per-access path is one compilation unit: the TLB kernels' internals (probe, fill,
+# touch, remove; policy and engine specialised) and the page walk (PSC lookups, entry
+# reads) are compiled into this module from the same sources as tlb.pyx and
+# pagetable.pyx, so GCC inlines them here instead of calling through capsule pointers.
+include "_tlb_core.pxi"
+include "_pt_walk.pxi"
 
 cdef extern from *:
     """#define MMUCORE_U64_MAX ((uint64_t)0xFFFFFFFFFFFFFFFFULL)"""
@@ -79,7 +87,7 @@ cdef struct _Tr:                 # one translation's outcome
 # ----------------------------------------------------------------------------------------
 # memos
 
-cdef inline void _memo_clear(MMUCpu* c) noexcept nogil:
+cdef inline void _cpu_memo_clear(MMUCpu* c) noexcept nogil:
     # (a shift of 63 leaves page numbers 0/1, which never equal TAG_INVALID)
     c.memo_vpn[0] = TAG_INVALID
     c.memo_vpn[1] = TAG_INVALID
@@ -131,16 +139,16 @@ cdef void _fill_l2(MMUState* m, MMUCpu* c, int32_t si, uint32_t ecode, vaddr_t v
     cdef uint32_t vbit
     t.victim_valid = 0
     c.size_seen |= 1u << ecode
-    tlb_fill_absent(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
+    _tlb_fill_absent_i(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
     if m.inclusion == INCL_INCLUSIVE and t.victim_valid:
         vbit = 1u << (t.victim_tag & 3)
         for j in range(m.n_tlbs):
             # (a structure that never held the victim's size has nothing to remove)
             if m.level[j] == 1 and (c.tlb[j].size_mask & c.size_seen & vbit):
-                n += tlb_remove_match(&c.tlb[j], t.victim_tag, t.victim_easid)
+                n += _tlb_remove_match_i(&c.tlb[j], t.victim_tag, t.victim_easid)
         if n:
             c.c[C_BACK_INVALIDATIONS] += <uint64_t>n
-            _memo_clear(c)
+            _cpu_memo_clear(c)
 
 
 cdef void _victim_to_l2(MMUState* m, MMUCpu* c, uint32_t d, TLBState* t1) noexcept nogil:
@@ -158,7 +166,7 @@ cdef void _victim_to_l2(MMUState* m, MMUCpu* c, uint32_t d, TLBState* t1) noexce
     t2 = &c.tlb[s2]
     t2.victim_valid = 0
     c.size_seen |= 1u << m.fill2_code[d][vcode]
-    tlb_fill(t2, base, <asid_t>(0 if glob else t1.victim_easid), m.fill2_code[d][vcode],
+    _tlb_fill_i(t2, base, <asid_t>(0 if glob else t1.victim_easid), m.fill2_code[d][vcode],
              glob, t1.victim_data)
 
 
@@ -168,7 +176,7 @@ cdef void _fill_l1(MMUState* m, MMUCpu* c, uint32_t d, int32_t si, uint32_t ecod
     cdef intp_t e
     t.victim_valid = 0
     c.size_seen |= 1u << ecode
-    e = tlb_fill_absent(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
+    e = _tlb_fill_absent_i(t, va, <asid_t>asid, ecode, glob, _entry_data(pa, ecode))
     if m.inclusion == INCL_EXCLUSIVE and t.victim_valid:
         _victim_to_l2(m, c, d, t)
     _memo_set(c, d, si, e, ecode, pa & ~((((<uint64_t>1) << page_shift(ecode))) - 1))
@@ -182,7 +190,7 @@ cdef inline void _charge_miss(TLBState* t) noexcept nogil:
     t.misses += 1
 
 
-cdef int _walk(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
+cdef int _mmu_walk(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
                uint32_t asid, _Tr* tr) except -1 nogil:
     cdef PTState* pt = _pt(m, asid)
     cdef uint64_t refs0[5]
@@ -195,7 +203,7 @@ cdef int _walk(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
     for L in range(m.levels):
         refs0[L] = pt.st.refs[L]
     c.c[C_WALKS] += 1
-    f = <uint32_t>pt_walk_ext(pt, va, acc, tr.walk, c.psc, m.psc_mask, <asid_t>asid)
+    f = <uint32_t>_walk_demand(pt, va, acc, tr.walk, c.psc, m.psc_mask, <asid_t>asid)
     for L in range(m.levels):
         dr = pt.st.refs[L] - refs0[L]
         c.c[C_WALK_REFS_PTE + L] += dr
@@ -219,7 +227,7 @@ cdef int _walk(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
         return 0
     code = tr.walk.size_code
     pa = tr.walk.paddr
-    glob = (pt_read_entry(pt, tr.walk.entry_paddr[tr.walk.n_entries - 1]) & PTE_G) != 0
+    glob = (_rd(pt, tr.walk.entry_paddr[tr.walk.n_entries - 1]) & PTE_G) != 0
     s1 = m.fill1[d][code]
     s2 = m.fill2[d][code]
     if s1 >= 0:
@@ -257,7 +265,7 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
         t.accesses += 1
         t.hits += 1
         if m.touch_on_hit[si]:
-            tlb_touch(t, c.memo_entry[d])
+            _tlb_touch_i(t, c.memo_entry[d])
         c.c[C_L1_HITS] += 1
         tr.where = WHERE_L1
         tr.code = c.memo_code[d]
@@ -271,12 +279,12 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
         pm = t.size_mask & c.size_seen
         if pm == 0:
             continue
-        e = (tlb_probe(t, va, <asid_t>asid) if pm == t.size_mask
-             else tlb_probe_sizes(t, va, <asid_t>asid, pm))
+        e = (_tlb_probe_i(t, va, <asid_t>asid) if pm == t.size_mask
+             else _tlb_probe_sizes_i(t, va, <asid_t>asid, pm))
         if e >= 0:
             t.accesses += 1
             t.hits += 1
-            tlb_touch(t, e)
+            _tlb_touch_i(t, e)
             if k:
                 for j in range(k, 0, -1):
                     c.l1_order[d][j] = c.l1_order[d][j - 1]
@@ -298,12 +306,12 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
         pm = t.size_mask & c.size_seen
         if pm == 0:
             continue
-        e = (tlb_probe(t, va, <asid_t>asid) if pm == t.size_mask
-             else tlb_probe_sizes(t, va, <asid_t>asid, pm))
+        e = (_tlb_probe_i(t, va, <asid_t>asid) if pm == t.size_mask
+             else _tlb_probe_sizes_i(t, va, <asid_t>asid, pm))
         if e >= 0:
             t.accesses += 1
             t.hits += 1
-            tlb_touch(t, e)
+            _tlb_touch_i(t, e)
             c.c[C_L2_HITS] += 1
             code = <uint32_t>(t.tag[e] & 3)
             glob = t.easid[e] == ASID_GLOBAL
@@ -312,7 +320,7 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
             if s1 >= 0:
                 _charge_miss(&c.tlb[s1])
                 if m.inclusion == INCL_EXCLUSIVE:
-                    tlb_remove(t, e)
+                    _tlb_remove_i(t, e)
                 _fill_l1(m, c, d, s1, m.fill1_code[d][code], va, asid, glob, pa)
             else:
                 c.memo_vpn[d] = TAG_INVALID
@@ -322,7 +330,7 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
             tr.fault = 0
             return 0
     c.c[C_L2_MISSES] += 1
-    return _walk(m, c, d, va, acc, asid, tr)
+    return _mmu_walk(m, c, d, va, acc, asid, tr)
 
 
 cdef int _access(MMUState* m, MMUCpu* c, vaddr_t va, uint32_t op, uint32_t size,
@@ -395,7 +403,7 @@ cdef void _flush_cpu(MMUState* m, MMUCpu* c, bint keep_global) noexcept nogil:
     for L in range(1, PT_MAX_LEVELS):
         if (m.psc_mask >> L) & 1:
             tlb_flush(&c.psc[L], False)
-    _memo_clear(c)
+    _cpu_memo_clear(c)
 
 
 cdef void _flush_psc_asid(MMUState* m, MMUCpu* c, uint32_t asid) noexcept nogil:
@@ -424,7 +432,7 @@ cdef void _invalidate_range_cpu(MMUState* m, MMUCpu* c, uint32_t asid, vaddr_t f
                 tlb_invalidate_range(&c.psc[L], ((first & vmask) >> pt.shift[L]) << 12,
                                      (((last & vmask) >> pt.shift[L]) << 12) | 4095,
                                      <asid_t>asid, False, False)
-    _memo_clear(c)
+    _cpu_memo_clear(c)
 
 
 cdef void mmu_invalidate_range(MMUState* m, asid_t asid, vaddr_t first,
@@ -451,13 +459,13 @@ cdef int _control(MMUState* m, intp_t ci, uint32_t op, uint64_t arg) except -1 n
             _flush_cpu(m, c, True)
         if m.mode == MODE_PAE:
             pt_load_cr3(pt)
-        _memo_clear(c)
+        _cpu_memo_clear(c)
     elif op == OP_INVLPG:
         c.c[C_INVLPGS] += 1
         for j in range(m.n_tlbs):
             tlb_invalidate(&c.tlb[j], arg, <asid_t>c.asid, False)
         _flush_psc_asid(m, c, c.asid)
-        _memo_clear(c)
+        _cpu_memo_clear(c)
     elif op == OP_FLUSH:
         c.c[C_FLUSHES] += 1
         _flush_cpu(m, c, not (arg & 1))
@@ -475,7 +483,7 @@ cdef int _control(MMUState* m, intp_t ci, uint32_t op, uint64_t arg) except -1 n
         for j in range(m.n_tlbs):
             tlb_flush_asid(&c.tlb[j], <asid_t>arg)
         _flush_psc_asid(m, c, <uint32_t>arg)
-        _memo_clear(c)
+        _cpu_memo_clear(c)
     elif op == OP_MAP:
         c.c[C_MAPS] += 1
         pt_demand_map(_pt(m, c.asid), arg)
@@ -522,25 +530,18 @@ cdef extern from *:
     void _prefetch "MMUCORE_PREFETCH"(const void* p) noexcept nogil
 
 cdef enum:
+    PREFETCH_ON = 1
     PREFETCH_AHEAD = 3          # records between the prefetch and the walk it serves
 
 
-cdef inline const uint64_t* _table_page(PTState* s, uint64_t pfn) noexcept nogil:
-    # the pool page of a page-table frame (the all-zero page for any other frame), as
-    # pagetable.pyx's _page: read-only
-    cdef uint32_t slot = 0
-    if (pfn >> 10) < s.dir_len:
-        slot = s.slot_dir[pfn >> 10][pfn & 1023]
-    return s.pool + ((<intp_t>slot) << 9)
-
-
-cdef void _prefetch_leaf(PTState* s, vaddr_t va, bint slot_only) noexcept nogil:
+cdef paddr_t _prefetch_leaf(PTState* s, vaddr_t va, bint slot_only) noexcept nogil:
     """Descend the table of va without side effects (no A bits, no counters, no PSCs)
     and prefetch the host cache line of the entry the walk will read last. The upper
     levels are hot in the host caches; the leaf entries are not, nor the pool-slot
     words of the leaf tables (one 4 KiB directory chunk per 4 MiB of physical memory).
     `slot_only`: stop one level higher and prefetch the leaf table's slot word instead
-    (issued further ahead, so that the later full descent finds it cached)."""
+    (issued further ahead, so that the later full descent finds it cached); returns the
+    leaf table's physical address then (ENTRY_NONE when the descent stopped above)."""
     cdef uint32_t L = s.top
     cdef paddr_t table = s.cr3, pa
     cdef uint64_t e, pfn
@@ -548,15 +549,15 @@ cdef void _prefetch_leaf(PTState* s, vaddr_t va, bint slot_only) noexcept nogil:
     if s.mode == MODE_PAE:
         e = s.pdpte[(va >> 30) & 3]
         if not (e & PTE_P):
-            return
+            return ENTRY_NONE
         table = e & s.addr_mask
         L = 1
     while True:
         pa = table + ((va >> s.shift[L]) & s.idx_mask[L]) * s.esize
-        page = _table_page(s, pa >> 12)
+        page = _page(s, pa >> 12)   # (_pt_walk.pxi: read-only here)
         if L == 0:
             _prefetch(<const char*>page + (pa & 4095))
-            return
+            return ENTRY_NONE
         if s.esize == 8:
             e = page[(pa >> 3) & 511]
         else:
@@ -564,14 +565,46 @@ cdef void _prefetch_leaf(PTState* s, vaddr_t va, bint slot_only) noexcept nogil:
         if not (e & PTE_P) or (e & PTE_PS):
             if not slot_only:
                 _prefetch(<const char*>page + (pa & 4095))
-            return
+            return ENTRY_NONE
         table = e & s.addr_mask
         L -= 1
         if slot_only and L == 0:
             pfn = table >> 12
             if (pfn >> 10) < s.dir_len:
                 _prefetch(&s.slot_dir[pfn >> 10][pfn & 1023])
-            return
+            return table
+
+
+cdef struct _Ahead:
+    # the leaf tables the slot-word prefetches found, by record (slot k & 7): the leaf
+    # prefetch of that record, PREFETCH_AHEAD records later, starts from there instead
+    # of descending the upper levels again
+    intp_t rec[8]
+    paddr_t table[8]
+
+
+cdef inline void _ahead_init(_Ahead* r) noexcept nogil:
+    cdef int k
+    for k in range(8):
+        r.rec[k] = -1
+        r.table[k] = ENTRY_NONE
+
+
+cdef inline void _prefetch_ahead(PTState* s, const vaddr_t* addr, intp_t i,
+                                 _Ahead* r) noexcept nogil:
+    """Prefetch the slot word of record i + 2 * PREFETCH_AHEAD's leaf table and the leaf
+    entry of record i + PREFETCH_AHEAD (no semantic effect: a stale table, after a
+    control op, only makes a useless prefetch; _page checks the frame number)."""
+    cdef intp_t k = i + 2 * PREFETCH_AHEAD
+    cdef paddr_t pa
+    r.table[k & 7] = _prefetch_leaf(s, addr[k], True)
+    r.rec[k & 7] = k
+    k = i + PREFETCH_AHEAD
+    if r.rec[k & 7] == k and r.table[k & 7] != ENTRY_NONE:
+        pa = r.table[k & 7] + ((addr[k] >> s.shift[0]) & s.idx_mask[0]) * s.esize
+        _prefetch(<const char*>_page(s, pa >> 12) + (pa & 4095))
+    else:
+        _prefetch_leaf(s, addr[k], False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -636,9 +669,11 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
     # the last record whose walk read a PTE: prefetch when it is the previous record (a
     # walk-heavy stream over 4K pages; huge-page walks end in a few hot directories)
     cdef intp_t walked = -2
+    cdef _Ahead ahead
     if cpu != NULL and n > 0:
         ci = cpu[0]
     c = &m.cpu[ci]
+    _ahead_init(&ahead)
     while i < n:
         if cpu != NULL and cpu[i] != ci:
             ci = cpu[i]
@@ -688,9 +723,8 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
             i = j
             continue
         m.position = pos0 + <uint64_t>i
-        if walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
-            _prefetch_leaf(m.pt[c.asid], addr[i + 2 * PREFETCH_AHEAD], True)
-            _prefetch_leaf(m.pt[c.asid], addr[i + PREFETCH_AHEAD], False)
+        if PREFETCH_ON and walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
+            _prefetch_ahead(m.pt[c.asid], addr, i, &ahead)
         ptes0 = c.c[C_WALK_REFS_PTE]
         _access(m, c, va, o, sz, NULL, i)
         if c.c[C_WALK_REFS_PTE] != ptes0:
@@ -740,6 +774,8 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n) except -1 nog
     cdef uint64_t vpn, ptes0
     cdef TLBState* t
     cdef intp_t walked = -2
+    cdef _Ahead ahead
+    _ahead_init(&ahead)
     while i < n:
         sh = c.memo_shift[SIDE_DATA]
         vpn = c.memo_vpn[SIDE_DATA]
@@ -757,9 +793,8 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n) except -1 nog
             m.position += <uint64_t>run
             i = j
             continue
-        if walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
-            _prefetch_leaf(m.pt[c.asid], addr[i + 2 * PREFETCH_AHEAD], True)
-            _prefetch_leaf(m.pt[c.asid], addr[i + PREFETCH_AHEAD], False)
+        if PREFETCH_ON and walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
+            _prefetch_ahead(m.pt[c.asid], addr, i, &ahead)
         ptes0 = c.c[C_WALK_REFS_PTE]
         _access(m, c, addr[i], OP_LOAD, 1, NULL, i)
         if c.c[C_WALK_REFS_PTE] != ptes0:
@@ -851,7 +886,7 @@ cdef class MMUCore:
             raise MemoryError("cannot allocate the per-CPU state")
         for k in range(cpus):
             c = &st.cpu[k]
-            _memo_clear(c)
+            _cpu_memo_clear(c)
             c.tlb = <TLBState*>calloc(max(st.n_tlbs, 1), sizeof(TLBState))
             if c.tlb == NULL:
                 raise MemoryError("cannot allocate the TLB structures")

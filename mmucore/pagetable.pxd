@@ -182,6 +182,10 @@ cdef int pt_find_leaf(PTState* s, vaddr_t va, int64_t* level, uint64_t* entry) n
 # mapped: 0 = mapped now, 1 = nothing done (mapped already, or cannot); MemoryError when
 # the allocator has no frame.
 cdef int pt_demand_map(PTState* s, vaddr_t va) except -1 nogil
+# After a walk of va found a not-present entry at `level` (WalkOut.level): map the page
+# as demand paging does (pt_walk's retry step). 0 = mapped (walk again), 1 = cannot (the
+# fault stands); MemoryError when the allocator has no frame.
+cdef int pt_demand_fault(PTState* s, vaddr_t va, int64_t level) except -1 nogil
 # The batch: n accesses, one call. ops (trace op codes 0..3) may be NULL (then `access`
 # applies to all); `user` adds ACC_USER. Output arrays may be NULL except paddr/fault;
 # entries has n * levels slots (ENTRY_NONE padding). Returns the number of faults.

@@ -9,7 +9,8 @@ from cython_c import dirty, function_bodies, translate
 
 
 def test_kernels_have_no_python_interaction(tmp_path):
-    c = translate(tmp_path, "tlb", ("tlb.pyx", "tlb.pxd", "_types.pxd", "_rng.pxd"))
+    c = translate(tmp_path, "tlb", ("tlb.pyx", "tlb.pxd", "_tlb_core.pxi", "_types.pxd",
+                                    "_rng.pxd"))
     kernels = function_bodies(c, "tlb")
     # the batch loop exists in one specialisation per (policy, engine, batch shape)
     assert sum(1 for k in kernels if k.startswith("_batch[")) == 6 * 3

@@ -10,13 +10,19 @@ from cython_c import PY_API, dirty, function_bodies, translate
 
 ALLOWED = {"_create_pt", "7MMUCore__create"}
 KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_access",
-           "_translate", "_walk", "_fill_l1", "_fill_l2", "_victim_to_l2", "_control",
+           "_translate", "_mmu_walk", "_fill_l1", "_fill_l2", "_victim_to_l2", "_control",
            "_flush_cpu", "_flush_psc_asid", "_invalidate_range_cpu", "mmu_invalidate_range",
-           "mmu_reset_counters"]
+           "mmu_reset_counters",
+           # the TLB and walk internals compiled into this module (_tlb_core.pxi,
+           # _pt_walk.pxi): the per-access path inlines them
+           "_tlb_probe_i", "_tlb_probe_sizes_i", "_tlb_lookup_i", "_tlb_fill_i",
+           "_tlb_fill_absent_i", "_tlb_touch_i", "_tlb_remove_i", "_tlb_remove_match_i",
+           "_walk_w[__pyx_fuse_0]", "_walk_w[__pyx_fuse_1]", "_walk_demand", "_finish", "_rd"]
 
 
 def test_kernels_have_no_python_interaction(tmp_path):
     c = translate(tmp_path, "mmu", ("mmu.pyx", "mmu.pxd", "pagetable.pxd", "tlb.pxd",
+                                    "_tlb_core.pxi", "_pt_walk.pxi", "_rng.pxd",
                                     "_types.pxd"))
     kernels = function_bodies(c, "mmu", strip_error_exit=True)
     missing = [k for k in KERNELS if k not in kernels]

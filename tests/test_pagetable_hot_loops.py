@@ -24,7 +24,8 @@ KERNELS = ["pt_walk", "pt_walk_nodemand", "pt_walk_batch", "_walk", "_walk_deman
 
 def test_kernels_have_no_python_interaction(tmp_path):
     c = translate(tmp_path, "pagetable",
-                  ("pagetable.pyx", "pagetable.pxd", "tlb.pxd", "_types.pxd", "_rng.pxd"))
+                  ("pagetable.pyx", "pagetable.pxd", "tlb.pxd", "_types.pxd", "_rng.pxd",
+                   "_tlb_core.pxi", "_pt_walk.pxi"))
     kernels = function_bodies(c, "pagetable", strip_error_exit=True)
     missing = [k for k in KERNELS if k not in kernels]
     assert missing == [], f"kernels not found in the generated C: {missing}"
