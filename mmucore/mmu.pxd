@@ -121,6 +121,13 @@ cdef intp_t mmu_run(MMUState* m, const vaddr_t* addr, const uint8_t* op,
 cdef void mmu_invalidate_range(MMUState* m, asid_t asid, vaddr_t first,
                                vaddr_t last) noexcept nogil
 cdef void mmu_reset_counters(MMUState* m) noexcept nogil
+# Checkpoints (with the GIL). mmu_dump: the MMUState's and every MMUCpu's scalars (ASIDs,
+# probe orders, memos, size_seen, counters, position, ...) and every CPU's TLB structures
+# and PSCs (tlb_dump); the page tables are dumped per ASID with pt_dump. mmu_restore:
+# into a state built from the same configuration whose page tables exist for exactly the
+# saved ASIDs (restored separately); ValueError when the bytes do not fit it.
+cdef bytes mmu_dump(MMUState* m)
+cdef int mmu_restore(MMUState* m, bytes buf) except -1
 
 
 cdef class MMUCore:

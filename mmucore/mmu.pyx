@@ -15,7 +15,7 @@
 #   translation's page size (holds it, else splinters it), once the size is known.
 # Entries carry as payload the physical address of their page's first byte >> 12.
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 
 from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t,
                              vaddr_t, paddr_t, asid_t, intp_t, POLICY_LRU, POLICY_FIFO,
@@ -26,7 +26,7 @@ from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int
 from mmucore._rng cimport rng_below
 from mmucore.tlb cimport (TLBState, TAG_INVALID, ASID_GLOBAL, tlb_init, tlb_free,
                           tlb_reset_counters, tlb_invalidate, tlb_invalidate_range,
-                          tlb_flush, tlb_flush_asid)
+                          tlb_flush, tlb_flush_asid, tlb_dump, tlb_restore)
 from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_load_cr3, pt_find_leaf,
                                 pt_demand_map, pt_demand_fault, pt_range_op, ENTRY_NONE,
                                 FAULT_GP, FAULT_PF, FAULT_P, FAULT_W, FAULT_U, FAULT_I,
@@ -821,6 +821,127 @@ cdef void mmu_reset_counters(MMUState* m) noexcept nogil:
 # ----------------------------------------------------------------------------------------
 # the owning class
 
+# ----------------------------------------------------------------------------------------
+# checkpoints: the state as bytes and back
+
+cdef bytes mmu_dump(MMUState* m):
+    cdef intp_t k, j
+    cdef uint32_t L
+    cdef uint64_t n
+    cdef MMUCpu* c
+    cdef bytes t
+    cdef MMUCpu cc
+    cdef MMUState* h = <MMUState*>calloc(1, sizeof(MMUState))
+    if h == NULL:
+        raise MemoryError()
+    memcpy(h, m, sizeof(MMUState))         # the scalars, without addresses
+    h.cpu = NULL
+    h.owner = NULL
+    for k in range(MMU_MAX_ASIDS):
+        if h.pt[k] != NULL:
+            h.pt[k] = <PTState*>1           # only whether the address space exists
+    parts = [(<char*>h)[:sizeof(MMUState)]]
+    free(h)
+    for k in range(m.cpus):
+        c = &m.cpu[k]
+        memcpy(&cc, c, sizeof(MMUCpu))
+        cc.tlb = NULL
+        for L in range(PT_MAX_LEVELS):
+            memset(&cc.psc[L], 0, sizeof(TLBState))
+        parts.append((<char*>&cc)[:sizeof(MMUCpu)])
+        for j in range(m.n_tlbs):
+            t = tlb_dump(&c.tlb[j])
+            n = len(t)
+            parts.append((<char*>&n)[:8])
+            parts.append(t)
+        for L in range(1, PT_MAX_LEVELS):
+            if c.psc[L].tag != NULL:
+                t = tlb_dump(&c.psc[L])
+                n = len(t)
+                parts.append((<char*>&n)[:8])
+                parts.append(t)
+    return b"".join(parts)
+
+
+cdef bytes _take(bytes buf, size_t* off):
+    cdef uint64_t n
+    cdef size_t blen = <size_t>len(buf)
+    cdef const char* p = buf
+    if blen < off[0] + 8:
+        raise ValueError("MMU state: truncated")
+    memcpy(&n, p + off[0], 8)
+    if blen - off[0] - 8 < n:
+        raise ValueError("MMU state: truncated")
+    off[0] += 8 + n
+    return buf[off[0] - n:off[0]]
+
+
+cdef int mmu_restore(MMUState* m, bytes buf) except -1:
+    cdef const char* p = buf
+    cdef size_t blen = <size_t>len(buf), off
+    cdef MMUState* h
+    cdef MMUCpu tmp
+    cdef MMUCpu* c
+    cdef intp_t k, j, a
+    cdef uint32_t L
+    if blen < sizeof(MMUState):
+        raise ValueError(f"MMU state of {blen} bytes: too short")
+    h = <MMUState*>calloc(1, sizeof(MMUState))
+    if h == NULL:
+        raise MemoryError()
+    try:
+        memcpy(h, p, sizeof(MMUState))
+        if h.cpus != m.cpus or h.n_tlbs != m.n_tlbs or h.psc_mask != m.psc_mask or \
+                h.mode != m.mode or h.inclusion != m.inclusion or h.pcid != m.pcid:
+            raise ValueError(f"MMU state of {h.cpus} CPU(s), {h.n_tlbs} structures does not "
+                             f"fit this MMU ({m.cpus} CPU(s), {m.n_tlbs} structures)")
+        for a in range(MMU_MAX_ASIDS):
+            if (h.pt[a] != NULL) != (m.pt[a] != NULL):
+                raise ValueError(f"MMU state: address space {a} "
+                                 f"{'exists' if h.pt[a] != NULL else 'does not exist'} "
+                                 f"in the checkpoint but not here")
+        # parse and check everything before changing anything
+        off = sizeof(MMUState)
+        states = []
+        cpu_off = []
+        for k in range(m.cpus):
+            if blen < off + sizeof(MMUCpu):
+                raise ValueError("MMU state: truncated")
+            cpu_off.append(off)
+            off += sizeof(MMUCpu)
+            for j in range(m.n_tlbs):
+                states.append(_take(buf, &off))
+            for L in range(1, PT_MAX_LEVELS):
+                if m.cpu[k].psc[L].tag != NULL:
+                    states.append(_take(buf, &off))
+        if off != blen:
+            raise ValueError(f"MMU state of {blen} bytes, expected {off}")
+        off = sizeof(MMUState)
+        i = 0
+        for k in range(m.cpus):
+            c = &m.cpu[k]
+            off = cpu_off[k]
+            memcpy(&tmp, p + off, sizeof(MMUCpu))
+            tmp.tlb = c.tlb
+            for L in range(PT_MAX_LEVELS):
+                memcpy(&tmp.psc[L], &c.psc[L], sizeof(TLBState))
+            memcpy(c, &tmp, sizeof(MMUCpu))
+            for j in range(m.n_tlbs):
+                tlb_restore(&c.tlb[j], states[i])
+                i += 1
+            for L in range(1, PT_MAX_LEVELS):
+                if c.psc[L].tag != NULL:
+                    tlb_restore(&c.psc[L], states[i])
+                    i += 1
+        h.cpu = m.cpu
+        h.owner = m.owner
+        memcpy(h.pt, m.pt, MMU_MAX_ASIDS * sizeof(PTState*))
+        memcpy(m, h, sizeof(MMUState))
+    finally:
+        free(h)
+    return 0
+
+
 cdef class MMUCore:
     """The MMU engine object (use ``pyapi.MMU``).
 
@@ -1029,6 +1150,15 @@ cdef class MMUCore:
 
     def reset_counters(self):
         mmu_reset_counters(&self.st)
+
+    def dump(self):
+        """The MMU state without the page tables (``mmu_dump``) as bytes."""
+        return mmu_dump(&self.st)
+
+    def restore(self, bytes state not None):
+        """Restore a state from :meth:`dump` (the page tables of the saved ASIDs must
+        exist; ``ValueError`` if it does not fit)."""
+        mmu_restore(&self.st, state)
 
     def contents(self, intp_t cpu, intp_t structure):
         """Valid entries of one structure: [(vpn, size code, easid, payload)] (tests)."""

@@ -216,6 +216,13 @@ cdef intp_t pt_range_op(PTState* s, vaddr_t first, vaddr_t last, uint32_t op,
 cdef intp_t pt_invalidate(PTState* s, vaddr_t va, bint all_psc) noexcept nogil
 cdef intp_t pt_flush_psc(PTState* s) noexcept nogil
 cdef void pt_reset_counters(PTState* s) noexcept nogil
+# Checkpoints (with the GIL; between calls, so the transaction log is empty). pt_dump:
+# the whole state as bytes (scalars, the used pool slots, the slot directory's chunks,
+# the allocator bitmaps and counts, the table's own PSCs via tlb_dump). pt_restore: into
+# a state pt_init'ed (and pt_psc_init'ed) with the same mode, MAXPHYADDR and physical
+# memory; ValueError when the bytes do not fit it.
+cdef bytes pt_dump(PTState* s)
+cdef int pt_restore(PTState* s, bytes buf) except -1
 
 # The physical allocator: a free unit of `size_code` (4K/2M/4M/1G) -> *pfn; 1 = none free.
 # In x86_32 a 4K unit comes from below 4 GiB (32-bit entries hold 20-bit frame numbers).

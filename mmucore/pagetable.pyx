@@ -18,7 +18,7 @@
 # * map() builds missing tables with P|R/W|U/S (PAE PDPTEs: P), the leaf carries the
 #   permissions; page-table pages come from the same physical allocator as data pages.
 from libc.stdlib cimport calloc, realloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 
 from mmucore._types cimport (uint8_t, uint32_t, uint64_t, int32_t, int64_t, vaddr_t,
                              paddr_t, intp_t, asid_t, PS_4K, PS_2M, PS_4M, PS_1G, PS_COUNT,
@@ -26,7 +26,8 @@ from mmucore._types cimport (uint8_t, uint32_t, uint64_t, int32_t, int64_t, vadd
                              POLICY_RANDOM, POLICY_PLRU, POLICY_LFU, POLICY_SRRIP, page_shift)
 from mmucore._rng cimport rng_seed_state, rng_below
 from mmucore.tlb cimport (TLBState, TAG_INVALID, ASID_GLOBAL, tlb_init, tlb_free,
-                          tlb_lookup, tlb_fill, tlb_invalidate, tlb_flush, tlb_reset_counters)
+                          tlb_lookup, tlb_fill, tlb_invalidate, tlb_flush, tlb_reset_counters,
+                          tlb_dump, tlb_restore)
 
 import numpy as np
 
@@ -588,6 +589,150 @@ cdef void pt_reset_counters(PTState* s) noexcept nogil:
     for L in range(PT_MAX_LEVELS):
         if s.psc_on[L]:
             tlb_reset_counters(&s.psc[L])
+
+
+# ----------------------------------------------------------------------------------------
+# checkpoints: the state as bytes and back
+
+cdef inline size_t _n2m(PTState* s) noexcept nogil:
+    return <size_t>((s.nframes + 511) >> 9)
+
+
+cdef inline size_t _n1g(PTState* s) noexcept nogil:
+    return <size_t>((s.nframes + 262143) >> 18)
+
+
+cdef bytes pt_dump(PTState* s):
+    cdef uint64_t d, nchunks = 0
+    cdef uint32_t L
+    cdef bytes t
+    if s.log_len != 0:
+        raise ValueError("cannot checkpoint a page table inside a map transaction")
+    cdef PTState c
+    memcpy(&c, s, sizeof(PTState))         # the scalars, without addresses
+    c.pool = NULL; c.slot_dir = NULL; c.zero_chunk = NULL; c.used = NULL
+    c.used2m = NULL; c.used1g = NULL; c.log = NULL; c.log_cap = 0
+    for L in range(PT_MAX_LEVELS):
+        memset(&c.psc[L], 0, sizeof(TLBState))     # dumped by tlb_dump below
+    parts = [(<char*>&c)[:sizeof(PTState)],
+             (<char*>s.pool)[:<size_t>s.pool_slots * 4096]]
+    chunks = []
+    for d in range(s.dir_len):
+        if s.slot_dir[d] != s.zero_chunk:
+            chunks.append((<char*>&d)[:8])
+            chunks.append((<char*>s.slot_dir[d])[:4096])
+            nchunks += 1
+    parts.append((<char*>&nchunks)[:8])
+    parts.extend(chunks)
+    parts.append((<char*>s.used)[:<size_t>s.nwords * 8])
+    parts.append((<char*>s.used2m)[:_n2m(s) * 4])
+    parts.append((<char*>s.used1g)[:_n1g(s) * 4])
+    for L in range(PT_MAX_LEVELS):
+        if s.psc_on[L]:
+            t = tlb_dump(&s.psc[L])
+            d = len(t)
+            parts.append((<char*>&d)[:8])
+            parts.append(t)
+    return b"".join(parts)
+
+
+cdef int pt_restore(PTState* s, bytes buf) except -1:
+    cdef const char* p = buf
+    cdef size_t blen = <size_t>len(buf), off = 0, need
+    cdef PTState keep
+    cdef PTState* h
+    cdef uint64_t d, k, nchunks, tl
+    cdef uint64_t* pool
+    cdef uint32_t* chunk
+    cdef uint32_t L
+    if blen < sizeof(PTState):
+        raise ValueError(f"page-table state of {blen} bytes: too short")
+    h = <PTState*>calloc(1, sizeof(PTState))
+    if h == NULL:
+        raise MemoryError()
+    try:
+        memcpy(h, p, sizeof(PTState))
+        if h.mode != s.mode or h.maxphyaddr != s.maxphyaddr or h.nframes != s.nframes \
+                or h.dir_len != s.dir_len or h.nwords != s.nwords:
+            raise ValueError(f"page-table state of mode {h.mode}, {h.nframes} frames does "
+                             f"not fit a table of mode {s.mode}, {s.nframes} frames")
+        for L in range(PT_MAX_LEVELS):
+            if h.psc_on[L] != s.psc_on[L]:
+                raise ValueError(f"page-table state has PSC level {L} "
+                                 f"{'on' if h.psc_on[L] else 'off'}, the table not")
+        if h.pool_slots < 1 or h.pool_cap < h.pool_slots:
+            raise ValueError("page-table state: bad pool size")
+        off = sizeof(PTState)
+        need = off + <size_t>h.pool_slots * 4096 + 8
+        if blen < need:
+            raise ValueError("page-table state: truncated pool")
+        memcpy(&nchunks, p + off + <size_t>h.pool_slots * 4096, 8)
+        if nchunks > h.dir_len:
+            raise ValueError("page-table state: bad slot directory")
+        need += <size_t>nchunks * (8 + 4096) + <size_t>h.nwords * 8 + _n2m(h) * 4 + _n1g(h) * 4
+        if blen < need:
+            raise ValueError("page-table state: truncated")
+        # the pool, at the saved capacity
+        if h.pool_cap != s.pool_cap:
+            pool = <uint64_t*>realloc(s.pool, <size_t>h.pool_cap * 4096)
+            if pool == NULL:
+                raise MemoryError("cannot allocate the page-table frame pool")
+            s.pool = pool
+            s.pool_cap = h.pool_cap
+        memset(s.pool, 0, <size_t>s.pool_cap * 4096)
+        memcpy(s.pool, p + off, <size_t>h.pool_slots * 4096)
+        off += <size_t>h.pool_slots * 4096 + 8
+        # the slot directory: drop the fresh table's chunks, then the saved ones
+        for d in range(s.dir_len):
+            if s.slot_dir[d] != s.zero_chunk:
+                free(s.slot_dir[d])
+                s.slot_dir[d] = s.zero_chunk
+        for k in range(nchunks):
+            memcpy(&d, p + off, 8)
+            if d >= s.dir_len or s.slot_dir[d] != s.zero_chunk:
+                raise ValueError("page-table state: bad slot directory")
+            chunk = <uint32_t*>calloc(1024, sizeof(uint32_t))
+            if chunk == NULL:
+                raise MemoryError("cannot allocate the slot directory")
+            memcpy(chunk, p + off + 8, 4096)
+            s.slot_dir[d] = chunk
+            off += 8 + 4096
+        memcpy(s.used, p + off, <size_t>s.nwords * 8)
+        off += <size_t>s.nwords * 8
+        memcpy(s.used2m, p + off, _n2m(s) * 4)
+        off += _n2m(s) * 4
+        memcpy(s.used1g, p + off, _n1g(s) * 4)
+        off += _n1g(s) * 4
+        # the scalars, keeping this state's arrays and PSC structures
+        memcpy(&keep, s, sizeof(PTState))
+        memcpy(s, h, sizeof(PTState))
+        s.pool = keep.pool
+        s.pool_cap = keep.pool_cap
+        s.slot_dir = keep.slot_dir
+        s.zero_chunk = keep.zero_chunk
+        s.used = keep.used
+        s.used2m = keep.used2m
+        s.used1g = keep.used1g
+        s.log = keep.log
+        s.log_cap = keep.log_cap
+        s.log_len = 0
+        s.tx = False
+        for L in range(PT_MAX_LEVELS):
+            memcpy(&s.psc[L], &keep.psc[L], sizeof(TLBState))
+        for L in range(PT_MAX_LEVELS):
+            if s.psc_on[L]:
+                if blen < off + 8:
+                    raise ValueError("page-table state: truncated PSCs")
+                memcpy(&tl, p + off, 8)
+                if blen < off + 8 + tl:
+                    raise ValueError("page-table state: truncated PSCs")
+                tlb_restore(&s.psc[L], buf[off + 8:off + 8 + tl])
+                off += 8 + tl
+        if off != blen:
+            raise ValueError(f"page-table state of {blen} bytes, expected {off}")
+    finally:
+        free(h)
+    return 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -1308,6 +1453,24 @@ cdef class PageTableCore:
 
     def reset_counters(self):
         pt_reset_counters(&self.st)
+
+    def dump(self):
+        """The complete state (tables, allocator, PSCs, counters) as bytes, for
+        :meth:`restore` into a table of the same mode and physical memory.
+
+        >>> a = PageTableCore(MODES["x86_64"], 52, 1024, 0, 0)
+        >>> a.set_demand(True, 0, 7)
+        >>> _ = a._py_walk(0x1234)
+        >>> b = PageTableCore(MODES["x86_64"], 52, 1024, 0, 0)
+        >>> b.restore(a.dump())
+        >>> b.dump() == a.dump(), b._py_walk(0x1234)[0]
+        (True, 0)
+        """
+        return pt_dump(&self.st)
+
+    def restore(self, bytes state not None):
+        """Restore a state from :meth:`dump` (``ValueError`` if it does not fit)."""
+        pt_restore(&self.st, state)
 
     def leaves(self):
         """Every present leaf as (vaddr, level, entry, entry paddr), in address order."""

@@ -85,6 +85,12 @@ cdef int tlb_init(TLBState* t, intp_t sets, intp_t ways, uint32_t policy,
                   uint32_t size_mask, uint64_t seed) except -1 nogil
 cdef void tlb_free(TLBState* t) noexcept nogil
 cdef void tlb_reset_counters(TLBState* t) noexcept nogil
+# Checkpoints (with the GIL). tlb_dump: the whole state as bytes (the struct's scalar
+# fields, then every allocated array with its length, in a fixed order). tlb_restore:
+# into a state tlb_init'ed with the same geometry, policy and page sizes (its arrays are
+# kept and overwritten); ValueError when the bytes do not fit it.
+cdef bytes tlb_dump(TLBState* t)
+cdef int tlb_restore(TLBState* t, bytes buf) except -1
 
 # Single-translation kernels (for the MMU and cimport users).
 # tlb_probe: entry index of the translation of `va` for `asid`, or -1; changes nothing.

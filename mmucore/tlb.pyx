@@ -12,7 +12,7 @@
 #   never points at a missing way); LFU counts (ties: lowest way); SRRIP 2-bit RRPVs
 #   (fill 2, hit 0, victim = lowest way with 3 after ageing); RANDOM a seeded xorshift64*.
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 
 from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, vaddr_t,
                              asid_t, intp_t, POLICY_LRU, POLICY_FIFO, POLICY_RANDOM,
@@ -191,6 +191,86 @@ cdef void tlb_reset_counters(TLBState* t) noexcept nogil:
     t.evictions = 0
     t.invalidations = 0
     t.flushes = 0
+
+
+# ----------------------------------------------------------------------------------------
+# checkpoints: the state as bytes and back
+
+cdef enum:
+    _TLB_NARRAYS = 16
+
+
+cdef void _tlb_arrays(TLBState* t, void*** slot, size_t* nb) noexcept nogil:
+    """The owned arrays in their fixed dump order: the address of each pointer field and
+    the array's length in bytes."""
+    cdef size_t n = <size_t>t.entries, s = <size_t>t.sets
+    cdef size_t cap = <size_t>(t.h_mask + 1) if t.indexed else 0
+    slot[0] = <void**>&t.tag; nb[0] = n * 8
+    slot[1] = <void**>&t.easid; nb[1] = n * 4
+    slot[2] = <void**>&t.data; nb[2] = n * 8
+    slot[3] = <void**>&t.nvalid; nb[3] = s * 4
+    slot[4] = <void**>&t.order; nb[4] = s * 8
+    slot[5] = <void**>&t.prev; nb[5] = n * 4
+    slot[6] = <void**>&t.next; nb[6] = n * 4
+    slot[7] = <void**>&t.head; nb[7] = s * 4
+    slot[8] = <void**>&t.tail; nb[8] = s * 4
+    slot[9] = <void**>&t.plru; nb[9] = s * <size_t>t.plru_words * 8
+    slot[10] = <void**>&t.plru_path_mask; nb[10] = <size_t>t.ways * 8
+    slot[11] = <void**>&t.plru_path_bits; nb[11] = <size_t>t.ways * 8
+    slot[12] = <void**>&t.count; nb[12] = n * 4
+    slot[13] = <void**>&t.h_tag; nb[13] = cap * 8
+    slot[14] = <void**>&t.h_easid; nb[14] = cap * 4
+    slot[15] = <void**>&t.h_ent; nb[15] = cap * 4
+
+
+cdef bytes tlb_dump(TLBState* t):
+    cdef void** slot[_TLB_NARRAYS]
+    cdef size_t nb[_TLB_NARRAYS]
+    cdef int k
+    cdef TLBState c
+    memcpy(&c, t, sizeof(TLBState))
+    _tlb_arrays(&c, slot, nb)
+    parts = [None]
+    for k in range(_TLB_NARRAYS):
+        if slot[k][0] != NULL and nb[k]:
+            parts.append((<char*>slot[k][0])[:nb[k]])
+        slot[k][0] = NULL                   # no addresses in the bytes
+    parts[0] = (<char*>&c)[:sizeof(TLBState)]
+    return b"".join(parts)
+
+
+cdef int tlb_restore(TLBState* t, bytes buf) except -1:
+    cdef void** slot[_TLB_NARRAYS]
+    cdef void* keep[_TLB_NARRAYS]
+    cdef size_t nb[_TLB_NARRAYS]
+    cdef size_t need = sizeof(TLBState), off
+    cdef TLBState saved
+    cdef const char* p = buf
+    cdef Py_ssize_t blen = len(buf)
+    cdef int k
+    if blen < <Py_ssize_t>sizeof(TLBState):
+        raise ValueError(f"TLB state of {blen} bytes: too short")
+    memcpy(&saved, p, sizeof(TLBState))
+    if saved.sets != t.sets or saved.ways != t.ways or saved.policy != t.policy or \
+            saved.size_mask != t.size_mask or saved.plru_words != t.plru_words or \
+            saved.indexed != t.indexed or saved.h_mask != t.h_mask:
+        raise ValueError(f"TLB state of {saved.sets}x{saved.ways} policy {saved.policy} "
+                         f"does not fit a {t.sets}x{t.ways} policy {t.policy} structure")
+    _tlb_arrays(t, slot, nb)
+    for k in range(_TLB_NARRAYS):
+        keep[k] = slot[k][0]
+        if keep[k] != NULL:
+            need += nb[k]
+    if <size_t>blen != need:
+        raise ValueError(f"TLB state of {blen} bytes, expected {need}")
+    memcpy(t, p, sizeof(TLBState))
+    off = sizeof(TLBState)
+    for k in range(_TLB_NARRAYS):
+        slot[k][0] = keep[k]
+        if keep[k] != NULL and nb[k]:
+            memcpy(keep[k], p + off, nb[k])
+            off += nb[k]
+    return 0
 
 
 cdef intp_t tlb_probe(TLBState* t, vaddr_t va, asid_t asid) noexcept nogil:
@@ -564,6 +644,25 @@ cdef class TLBCore:
                 "misses": self.st.misses, "fills": self.st.fills,
                 "evictions": self.st.evictions, "invalidations": self.st.invalidations,
                 "flushes": self.st.flushes}
+
+    def dump(self):
+        """The complete state (entries, replacement state, counters) as bytes, for
+        :meth:`restore` into a structure of the same geometry and policy.
+
+        >>> from mmucore._types import POLICIES
+        >>> import numpy as np
+        >>> a = TLBCore(4, 2, POLICIES["plru"], 1, 0)
+        >>> _ = a.access(np.arange(0, 16 << 12, 4096, dtype=np.uint64))
+        >>> b = TLBCore(4, 2, POLICIES["plru"], 1, 0)
+        >>> b.restore(a.dump())
+        >>> b.dump() == a.dump()
+        True
+        """
+        return tlb_dump(&self.st)
+
+    def restore(self, bytes state not None):
+        """Restore a state from :meth:`dump` (``ValueError`` if it does not fit)."""
+        tlb_restore(&self.st, state)
 
     def reset_counters(self):
         tlb_reset_counters(&self.st)

@@ -15,8 +15,10 @@ array([564], dtype=uint64)
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+import zipfile
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -31,13 +33,16 @@ from pyapi.stats import Stats
 from pyapi.trace import as_trace
 from pyapi.units import parse_size
 
-__all__ = ["MMU", "MMUAccessResult", "WHERE"]
+__all__ = ["MMU", "MMUAccessResult", "WHERE", "CHECKPOINT_FORMAT"]
 
 _LEVELS = {"x86_32": 2, "pae": 3, "x86_64": 4, "la57": 5}
 _PSC_NAMES = {1: "pde", 2: "pdpte", 3: "pml4e", 4: "pml5e"}
 _KMAP_OPS = (OPS["KMAP"], OPS["KUNMAP"], OPS["KMAP_ATOMIC"], OPS["KUNMAP_ATOMIC"])
 _MAX_MMU_OP = OPS["UNMAP"]
 _U64 = (1 << 64) - 1
+#: Version of the checkpoint file layout written by :meth:`MMU.save`.
+CHECKPOINT_FORMAT = 1
+_CHECKPOINT_KIND = "mmucore-mmu-checkpoint"
 
 
 class MMUAccessResult(NamedTuple):
@@ -380,13 +385,23 @@ class MMU:
             raise ValueError("vaddrs must not be negative")
         return self.access(np.ascontiguousarray(va.astype(np.uint64).ravel())).paddr
 
-    def replay(self, trace, chunk_size: int = 1 << 20, progress: bool = True) -> Stats:
+    def replay(self, trace, chunk_size: int = 1 << 20, progress: bool = True, *,
+               checkpoint=None, every: Optional[int] = None, resume: bool = False,
+               skip: int = 0) -> Stats:
         """Replay ``trace`` (a uint64 array, a ``Trace``, a path, a workload or an
         iterable of ``TraceChunk``) chunk by chunk with bounded memory and return the
         cumulative :class:`~pyapi.stats.Stats`. Ctrl-C stops the replay after the chunk
         that is running and returns the stats so far with ``interrupted`` set
         (``position`` says where it stopped). With ``progress`` and ``tqdm`` installed, a
         progress bar goes to stderr when stderr is a terminal.
+
+        Checkpoints (``docs/mmu.md``, "Checkpoints"): with ``checkpoint=path`` the MMU is
+        saved (:meth:`save`, atomically) after each chunk once at least ``every``
+        records (default: ``chunk_size``) ran since the last save, and at the end.
+        ``skip=n`` drops the first ``n`` records of ``trace`` (array, in-memory and
+        native traces are sliced; other sources are read and the records dropped);
+        ``resume=True`` is ``skip=self.position``: after ``MMU.load(path)``, replaying
+        the same trace with ``resume=True`` continues where the checkpoint was taken.
 
         >>> from pyapi.config import MMUConfig, TLBConfig
         >>> mmu = MMU(MMUConfig("t", tlbs=(TLBConfig("dtlb", 1, "data", 16, 4, ("4K",)),)))
@@ -397,7 +412,20 @@ class MMU:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
                 or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if every is None:
+            every = int(chunk_size)
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0:
+            raise ValueError(f"skip must be a non-negative integer, got {skip!r}")
+        if resume:
+            if skip:
+                raise ValueError("give resume=True or skip=, not both")
+            skip = self.position
+        if skip:
+            trace = self._skipped(trace, int(skip), int(chunk_size))
         chunks = self._chunks(trace, int(chunk_size))
+        saved_at = self.position
         t = trace
         bar = None
         if progress and sys.stderr is not None and hasattr(sys.stderr, "isatty") \
@@ -421,12 +449,153 @@ class MMU:
                 self._run(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
+                if checkpoint is not None and self.position - saved_at >= every:
+                    self.save(checkpoint)
+                    saved_at = self.position
         except KeyboardInterrupt:
             self._interrupted = True
         finally:
             if bar is not None:
                 bar.close()
+        if checkpoint is not None and (self.position != saved_at
+                                       or not os.path.exists(checkpoint)):
+            self.save(checkpoint)
         return self.stats
+
+    @staticmethod
+    def _skipped(trace, skip: int, chunk_size: int):
+        """``trace`` without its first ``skip`` records: arrays, in-memory traces and
+        native (memmapped) traces are sliced; anything else is read and dropped."""
+        if isinstance(trace, np.ndarray):
+            return trace[skip:]
+        if isinstance(trace, TraceChunk):
+            return trace[skip:]
+        if isinstance(trace, (str, os.PathLike)) or hasattr(trace, "chunks"):
+            t = as_trace(trace)
+            whole = getattr(t, "_whole", None)
+            if whole is not None:
+                return whole[skip:]
+            arrays = getattr(t, "arrays", None)
+            if t.format == "native" and arrays is not None:
+                length = t.length
+
+                def native():
+                    cols = {k: arrays.get(k) for k in ("addr", "op", "size", "cpu", "task")}
+                    for start in range(skip, length, chunk_size):
+                        yield TraceChunk(**{k: None if v is None else v[start:start + chunk_size]
+                                     for k, v in cols.items()})
+                return native()
+            source = t.chunks(chunk_size)
+        else:
+            source = iter(trace)
+
+        def dropped():
+            left = skip
+            for c in source:
+                if left >= len(c):
+                    left -= len(c)
+                    continue
+                yield c[left:] if left else c
+                left = 0
+        return dropped()
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the complete state (TLBs with their replacement state, PSCs, page
+        tables, counters, ``position``) to ``path``, atomically: a temporary file next to
+        it is written, flushed and renamed over it. :meth:`load` reads it back.
+
+        >>> import os, tempfile
+        >>> from pyapi.config import MMUConfig, TLBConfig
+        >>> mmu = MMU(MMUConfig("t", tlbs=(TLBConfig("dtlb", 1, "data", 16, 4, ("4K",)),)))
+        >>> _ = mmu.replay(np.arange(0, 1 << 16, 64, dtype=np.uint64), progress=False)
+        >>> p = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+        >>> mmu.save(p)
+        >>> MMU.load(p).stats.to_dict() == mmu.stats.to_dict()
+        True
+        """
+        from mmucore import mmu as _mmu, pagetable as _pt, tlb as _tlb
+        from pyapi import __version__
+        path = os.fspath(path)
+        header = {"kind": _CHECKPOINT_KIND, "format": CHECKPOINT_FORMAT,
+                  "mmucore": __version__,
+                  "abi": [_tlb.ABI_VERSION, _pt.ABI_VERSION, _mmu.ABI_VERSION],
+                  "state_size": [_tlb.STATE_SIZE, _pt.STATE_SIZE, _mmu.STATE_SIZE],
+                  "byteorder": sys.byteorder,
+                  "config": self._cfg.to_dict(), "position": int(self.position),
+                  "asids": sorted(self._tables), "interrupted": bool(self._interrupted)}
+        arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8),
+                  "mmu": np.frombuffer(self._core.dump(), np.uint8)}
+        for asid in sorted(self._tables):
+            arrays[f"pt{asid}"] = np.frombuffer(self._tables[asid].core.dump(), np.uint8)
+        d, base = os.path.split(os.path.abspath(path))
+        tmp = os.path.join(d, f".{base}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    @classmethod
+    def load(cls, path) -> "MMU":
+        """An MMU in the state saved by :meth:`save` at ``path`` (rebuilt from the saved
+        configuration). ``ValueError`` naming the file if it is not a checkpoint, is
+        corrupt, or was written by another checkpoint format or engine layout.
+
+        >>> import os, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "bad.npz")
+        >>> _ = open(p, "wb").write(b"not a checkpoint")
+        >>> MMU.load(p)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...bad.npz: not an MMU checkpoint (...)
+        """
+        from mmucore import mmu as _mmu, pagetable as _pt, tlb as _tlb
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            header = json.loads(bytes(data.pop("header")).decode())
+            if not isinstance(header, dict):
+                raise ValueError("the header is not a table")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+                UnicodeDecodeError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: not an MMU checkpoint ({exc})") from None
+        if header.get("kind") != _CHECKPOINT_KIND:
+            raise ValueError(f"{path}: not an MMU checkpoint (kind {header.get('kind')!r})")
+        if header.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: checkpoint format {header.get('format')!r}, this "
+                             f"mmucore reads format {CHECKPOINT_FORMAT}")
+        here = {"abi": [_tlb.ABI_VERSION, _pt.ABI_VERSION, _mmu.ABI_VERSION],
+                "state_size": [_tlb.STATE_SIZE, _pt.STATE_SIZE, _mmu.STATE_SIZE],
+                "byteorder": sys.byteorder}
+        for key, value in here.items():
+            if header.get(key) != value:
+                raise ValueError(f"{path}: written by an engine with {key} "
+                                 f"{header.get(key)!r}, this one has {value!r} (mmucore "
+                                 f"{header.get('mmucore')})")
+        try:
+            mmu = cls(MMUConfig.from_dict(header["config"]))
+            for asid in header["asids"]:
+                mmu._core.ensure(int(asid))
+                mmu._tables[int(asid)].core.restore(data[f"pt{asid}"].tobytes())
+            mmu._core.restore(data["mmu"].tobytes())
+            mmu._interrupted = bool(header.get("interrupted", False))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: corrupt MMU checkpoint ({exc})") from None
+        if mmu.position != header.get("position"):
+            raise ValueError(f"{path}: corrupt MMU checkpoint (position {mmu.position} "
+                             f"!= {header.get('position')})")
+        return mmu
 
     @staticmethod
     def _chunks(trace, chunk_size):

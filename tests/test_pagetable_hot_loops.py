@@ -8,12 +8,13 @@ off before the check. Only the documented raising paths may touch Python: ``pt_i
 and ``pt_psc_init`` (ValueError/MemoryError), the growth of the frame pool, frame index
 and undo log (MemoryError), ``_raise_no_memory`` (demand paging out of frames),
 ``_raise_table_frame`` (a map of explicit frames that include a page-table page) and
-``_collect`` (builds the Python list of ``leaves()``; not a kernel).
+``_collect`` (builds the Python list of ``leaves()``; not a kernel), and the checkpoint
+functions ``pt_dump``/``pt_restore`` (with the GIL, bytes in and out; not kernels).
 """
 from cython_c import PY_API, dirty, function_bodies, translate
 
 ALLOWED = {"pt_init", "pt_psc_init", "_new_slot", "_set_slot", "_log", "_raise_no_memory",
-           "_raise_table_frame", "_collect"}
+           "_raise_table_frame", "_collect", "pt_dump", "pt_restore"}
 KERNELS = ["pt_walk", "pt_walk_nodemand", "pt_walk_batch", "_walk", "_walk_demand",
            "_finish", "pt_map", "_map_page", "pt_check_map", "pt_range_op", "pt_alloc",
            "_demand", "pt_invalidate", "pt_flush_psc", "pt_read_entry", "pt_write_entry",
