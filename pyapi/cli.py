@@ -3,7 +3,8 @@
     mmucore replay TRACE [--preset NAME | --config FILE] [--paging x86_32|pae|x86_64|la57]
                    [--huge-pages never|thp|always] [--pcid] [--cpus N] [--inclusion MODE]
                    [--seed S] [--phys-mem SIZE] [--map ADDR:SIZE[:PAGE]]... [--format FMT]
-                   [--chunk-size N] [--no-progress] [--json FILE|-] [--csv FILE|-]
+                   [--chunk-size N] [--checkpoint FILE [--every N] [--resume]]
+                   [--no-progress] [--json FILE|-] [--csv FILE|-]
     mmucore mrc TRACE [--page-size 4K[,2M...]] [--method exact|shards] [--rate R]
                 [--sample-size N] [--sets N] [--sizes 16,32,64] [--seed 0] [--format FMT]
                 [--plot FILE] [--json FILE|-]
@@ -647,15 +648,30 @@ def cmd_replay(args) -> int:
         raise UsageError("--json - and --csv - both want stdout; send one to a file")
     _out_target(args.json, "--json")
     _out_target(args.csv, "--csv")
-    cfg, label = _replay_config(args)
-    maps = [_parse_map(m, cfg.paging) for m in (args.map or [])]
+    ck = args.checkpoint
+    if (args.resume or args.every is not None) and not ck:
+        raise UsageError("--resume and --every need --checkpoint FILE")
+    resumed = bool(ck and args.resume and os.path.exists(ck))
+    if ck and not args.resume and os.path.exists(ck):
+        raise ValueError(f"{ck}: a checkpoint already exists; add --resume to continue "
+                         f"from it, or remove it")
     source, what = resolve_trace(args.trace, args.format)
-    mmu = MMU(cfg)
-    for vaddr, size, page in maps:
-        mmu.map(vaddr, size, page_size=page)
+    if resumed:
+        # the configuration, mappings and counters come from the checkpoint
+        mmu = MMU.load(ck)
+        cfg, label = mmu.config, mmu.config.name
+        maps = []
+        print(f"resuming from {ck} at record {mmu.position:,}", file=sys.stderr)
+    else:
+        cfg, label = _replay_config(args)
+        maps = [_parse_map(m, cfg.paging) for m in (args.map or [])]
+        mmu = MMU(cfg)
+        for vaddr, size, page in maps:
+            mmu.map(vaddr, size, page_size=page)
     t0 = time.perf_counter()
     try:
-        stats = mmu.replay(source, chunk_size=args.chunk_size, progress=not args.no_progress)
+        stats = mmu.replay(source, chunk_size=args.chunk_size, progress=not args.no_progress,
+                           checkpoint=ck, every=args.every, resume=resumed)
     except ValueError as exc:
         if "pyapi.KmapPool" not in str(exc):
             raise
@@ -1117,6 +1133,7 @@ def build_parser(load_demo: bool = True) -> argparse.ArgumentParser:
                   "mmucore replay run.lackey --preset zen2 --paging pae --json stats.json",
                   "mmucore replay trace_dir --cpus 4 --pcid --csv run.csv",
                   "mmucore replay uniform:n=1M,footprint=1G --map 0x10000000:1G:1G",
+                  "mmucore replay big.native --checkpoint big.ck --every 100M --resume",
                   note=_TRACE_NOTE + " --map pre-maps a range with a fixed page size "
                   "(like hugetlbfs); 1G pages need --paging x86_64 or la57, 2M pages "
                   "pae/x86_64/la57, 4M pages x86_32."))
@@ -1144,6 +1161,15 @@ def build_parser(load_demo: bool = True) -> argparse.ArgumentParser:
                    "pinatrace, champsim, champsim-cloudsuite, raw, native")
     r.add_argument("--chunk-size", dest="chunk_size", type=parse_count, default=CHUNK,
                    metavar="N", help="accesses per engine call (1M, 65536, ...)")
+    r.add_argument("--checkpoint", metavar="FILE",
+                   help="save the complete MMU state to FILE (atomically) as the replay "
+                        "goes, and at its end or on Ctrl-C")
+    r.add_argument("--every", type=parse_count, default=None, metavar="N",
+                   help="with --checkpoint: save after at least N records (default: "
+                        "every chunk)")
+    r.add_argument("--resume", action="store_true",
+                   help="with --checkpoint: if FILE exists, load it (configuration, "
+                        "tables, counters) and continue the trace where it stopped")
     r.add_argument("--no-progress", dest="no_progress", action="store_true",
                    help="no progress bar (shown on stderr only when it is a terminal)")
     r.add_argument("--json", metavar="FILE",

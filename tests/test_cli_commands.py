@@ -483,3 +483,32 @@ def test_closed_pipe_is_not_an_error(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0
     assert "error" not in err and "Traceback" not in err, err
+
+
+def test_replay_checkpoint_and_resume(tmp_path, capsys):
+    """replay --checkpoint saves the state; a second run with --resume continues from it,
+    and the counters end as those of one uninterrupted replay."""
+    from pyapi import MMU, Trace
+    from pyapi import workloads as wl
+    trace = tmp_path / "t.native"
+    Trace.convert(wl.zipf(60_000, pages=5_000, alpha=1.0, seed=3), trace)
+    ck = tmp_path / "run.ck"
+    whole = MMU.from_preset("p6").replay(Trace.open(trace), progress=False).to_dict()
+    # a first run that stops after 20000 records: the CLI replays a prefix of the trace
+    prefix = tmp_path / "prefix.native"
+    t = Trace.open(trace)
+    Trace.convert(next(iter(t.chunks(20_000))), prefix)
+    assert main(["replay", str(prefix), "--preset", "p6", "--checkpoint", str(ck),
+                 "--no-progress", "--json", str(tmp_path / "a.json")]) == 0
+    assert ck.exists()
+    # the same checkpoint without --resume is refused (nothing overwritten)
+    assert main(["replay", str(trace), "--preset", "p6", "--checkpoint", str(ck),
+                 "--no-progress"]) == 1
+    assert "add --resume" in capsys.readouterr().err
+    # resume over the whole trace: the first 20000 records are skipped
+    out = tmp_path / "b.json"
+    assert main(["replay", str(trace), "--checkpoint", str(ck), "--resume", "--no-progress",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["position"] == 60_000 and doc["stats"] == whole
+    assert main(["replay", str(trace), "--resume", "--no-progress"]) == 2
