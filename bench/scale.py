@@ -15,7 +15,8 @@ Rows, each run in a fresh subprocess so that its peak RSS is its own:
   ``--native-n`` accesses, written before the clock starts), replayed from its
   memory-mapped columns.
 
-MMU: ``MMU.from_preset("skylake", paging="x86_64", huge_pages="never")``, one CPU.
+MMU: ``MMU.from_preset("skylake", paging="x86_64", huge_pages="never", phys_mem="8G")``
+(4 GiB of data pages need more than the default 4 GiB of simulated memory), one CPU.
 Reported: wall time of ``mmu.replay(..., chunk_size=...)``, accesses per second, walks,
 and the peak RSS of the subprocess (``ru_maxrss``) minus its RSS before the replay (the
 interpreter and the modules). Targets of issue 9: zipf <= 20 s, uniform <= 40 s,
@@ -59,7 +60,7 @@ def _child(kind: str, n: int, chunk: int, path: str) -> dict:
         trace = workloads.zipf(n, pages=1 << 20, alpha=1.0, seed=1)
     else:
         trace = Trace.open(path)
-    mmu = MMU.from_preset("skylake", paging="x86_64", huge_pages="never")
+    mmu = MMU.from_preset("skylake", paging="x86_64", huge_pages="never", phys_mem="8G")
     before = _rss_mb()
     t0 = time.perf_counter()
     stats = mmu.replay(trace, chunk_size=chunk, progress=False)
@@ -74,8 +75,10 @@ def _run(kind: str, n: int, chunk: int, path: str = "") -> dict:
     code = ("import json, sys; sys.path[:0] = [%r, %r]; import scale; "
             "print(json.dumps(scale._child(%r, %d, %d, %r)))"
             % (str(REPO), str(REPO / "bench"), kind, n, chunk, path))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        last = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"scale.py: the {kind} replay failed: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
