@@ -49,6 +49,7 @@ import gzip
 import inspect
 import json
 import lzma
+import mmap
 import os
 import re
 import shutil
@@ -771,6 +772,32 @@ def _binary_pieces(path: Path, fmt: str, compression, errors: str,
             + _truncated_hint(fmt, done + len(rest)), path=path, offset=done)
 
 
+def _forget_pages(arr, start: int, stop: int) -> None:
+    """Drop this process's mapping of the whole pages of ``arr[start:stop]`` when ``arr``
+    is a read-only memory map (``madvise(MADV_DONTNEED)``): the records were consumed, so
+    a long replay's resident memory stays at about a chunk, not the trace. The file's
+    pages stay in the page cache, and a later access to them simply maps them again, so
+    views still held by a caller keep reading the same data."""
+    mm = getattr(arr, "_mmap", None)
+    advise = getattr(mm, "madvise", None)
+    if advise is None or stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    try:
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError, BufferError):
+        return
+    item = arr.dtype.itemsize
+    lo = arr.ctypes.data + start * item - base
+    hi = arr.ctypes.data + stop * item - base
+    lo += -lo % mmap.PAGESIZE                # whole pages only
+    hi -= hi % mmap.PAGESIZE
+    if hi > lo:
+        try:
+            advise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass
+
+
 def _raw_memmap_pieces(p: Path, n: int, errors: str, counter: _Counter):
     """Pieces of an uncompressed raw file: views of a read-only memory map."""
     arr = _memmap_raw(p)
@@ -778,6 +805,7 @@ def _raw_memmap_pieces(p: Path, n: int, errors: str, counter: _Counter):
         piece = TraceChunk(arr[start:start + n])
         counter.records += len(piece)
         yield piece
+        _forget_pages(arr, start, start + n)
     tail = p.stat().st_size % 8
     if tail:
         if errors == "skip":
@@ -1004,6 +1032,9 @@ class Trace:
                     raise TraceFormatError(f"{exc} (of the chunk starting at access "
                                            f"{start})", path=p) from None
                 yield chunk
+                for v in cols.values():
+                    if v is not None:
+                        _forget_pages(v, start, stop)
 
         src = meta.get("source") or {}
         desc = src.get("description", "") if isinstance(src, dict) else str(src)
