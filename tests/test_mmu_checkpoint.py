@@ -202,9 +202,12 @@ def test_killed_replay_resumes_to_the_uninterrupted_counters(name, tmp_path):
     path = str(tmp_path / "run.ckpt")
     code = _CHILD.format(tests=os.path.dirname(__file__), name=name, n=n, cs=cs,
                          kill_at=kill_at, path=path, every=every)
+    # the folder the tests imported pyapi from (the installed package in CI, the source
+    # tree of an in-place build otherwise): never a checkout's uncompiled mmucore/
+    import pyapi
+    here = os.path.dirname(os.path.dirname(os.path.abspath(pyapi.__file__)))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(
-                   os.path.abspath(__file__)))] + sys.path))
+               PYTHONPATH=os.pathsep.join([here] + [p for p in sys.path if p]))
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
