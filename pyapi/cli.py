@@ -496,16 +496,12 @@ def _size_arg(text, option: str) -> int:
 
 def _progress(chunks, total, desc: str, enabled: bool):
     """``chunks`` passed through, with a tqdm bar on stderr when it is a terminal."""
-    if not enabled or sys.stderr is None or not getattr(sys.stderr, "isatty", lambda: False)():
+    from pyapi.progress import progress_bar
+    bar = progress_bar(total, unit="acc", desc=desc, enabled=bool(enabled))
+    if bar is None:
         yield from chunks
         return
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        yield from chunks
-        return
-    with tqdm(total=total, unit="acc", unit_scale=True, desc=desc, file=sys.stderr,
-              leave=False) as bar:
+    with bar:
         for c in chunks:
             yield c
             bar.update(len(c))

@@ -29,6 +29,7 @@ from mmucore.pagetable import MODES
 from pyapi.chunk import TraceChunk
 from pyapi.config import MMUConfig, TLBConfig
 from pyapi.pagetable import PageTable
+from pyapi.progress import progress_bar
 from pyapi.stats import Stats
 from pyapi.trace import as_trace
 from pyapi.units import parse_size
@@ -427,22 +428,12 @@ class MMU:
         chunks = self._chunks(trace, int(chunk_size))
         saved_at = self.position
         t = trace
-        bar = None
-        if progress and sys.stderr is not None and hasattr(sys.stderr, "isatty") \
-                and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-                total = None
-                try:
-                    total = len(t)
-                except TypeError:
-                    pass
-                if not isinstance(total, int):
-                    total = None
-                bar = tqdm(total=total, unit="acc", unit_scale=True, desc="replay",
-                           file=sys.stderr, leave=False)
-            except ImportError:
-                bar = None
+        try:
+            total = len(t)
+        except TypeError:
+            total = None
+        bar = progress_bar(total if isinstance(total, int) else None, unit="acc",
+                           desc="replay", enabled=bool(progress))
         self._interrupted = False
         try:
             for chunk in chunks:

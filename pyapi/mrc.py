@@ -30,6 +30,7 @@ from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from pyapi.progress import progress_bar
 from pyapi.units import PAGE_SIZES, page_size_code, page_size_name
 
 __all__ = ["MissRatioCurve", "miss_ratio_curve", "plot_reach", "default_sizes", "METHODS",
@@ -348,17 +349,18 @@ def _run(trace, builders, chunk_size, progress) -> None:
     chunk_size = _positive_int(chunk_size, "chunk_size")
     t = as_trace(trace)
     chunks = t.chunks(chunk_size)
-    if progress:
-        try:
-            from tqdm import tqdm
-            chunks = tqdm(chunks, unit="chunk", desc="mrc", leave=False)
-        except ImportError:  # pragma: no cover
-            pass
-    for chunk in chunks:
-        addr = np.ascontiguousarray(chunk.addr, dtype=np.uint64)
-        op = np.ascontiguousarray(chunk.op, dtype=np.uint8)
-        for b in builders:
-            b.core.feed(addr, op)
+    bar = progress_bar(None, unit="acc", desc="mrc", enabled=bool(progress))
+    try:
+        for chunk in chunks:
+            addr = np.ascontiguousarray(chunk.addr, dtype=np.uint64)
+            op = np.ascontiguousarray(chunk.op, dtype=np.uint8)
+            for b in builders:
+                b.core.feed(addr, op)
+            if bar is not None:
+                bar.update(len(addr))
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 class _Builder:

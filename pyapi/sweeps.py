@@ -38,12 +38,13 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np  # noqa: F401  (the examples use it)
+
+from pyapi.progress import progress_bar
 
 __all__ = ["sweep", "grid", "SweepResult", "load_spec", "clear_cache"]
 
@@ -640,14 +641,9 @@ def _is_dask_client(obj) -> bool:
 
 
 def _progress_bar(total: int, enabled):
-    if enabled is not True or total == 0 or sys.stderr is None \
-            or not getattr(sys.stderr, "isatty", lambda: False)():
+    if total == 0:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="task", desc="sweep", file=sys.stderr, leave=False)
+    return progress_bar(total, unit="task", desc="sweep", enabled=enabled)
 
 
 def sweep(traces, configs, executor="local", workers: Optional[int] = None, out=None,

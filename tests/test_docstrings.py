@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["pyapi", "pyapi.tlb", "pyapi.units", "pyapi.ops", "pyapi.chunk", "pyapi.lowmem", "pyapi.procmap", "pyapi.trace", "pyapi.workloads", "pyapi.pagetable", "pyapi.kmap",
-           "pyapi.kmap_workloads", "pyapi.config", "pyapi.mrc", "pyapi.mmu", "pyapi.stats", "pyapi.cli", "pyapi.demo", "pyapi.plots", "pyapi.presets",
+           "pyapi.kmap_workloads", "pyapi.config", "pyapi.mrc", "pyapi.mmu", "pyapi.stats", "pyapi.cli", "pyapi.demo", "pyapi.plots", "pyapi.presets", "pyapi.progress",
            "pyapi.sweeps",
            "mmucore.tlb", "mmucore.parse", "mmucore.gen", "mmucore.pagetable", "mmucore.kmap", "mmucore.stackdist"]
 
