@@ -87,6 +87,17 @@ cdef extern from *:
         return -1;
     }
     #endif
+    /* Whether any of 12 / 16 tags equals tag: one OR of compares, no branch per way
+       (the 12- and 16-way sets of the STLBs in the presets). */
+    static inline int mmucore_any_eq12(const uint64_t* t, uint64_t x) {
+        return ((t[0] == x) | (t[1] == x) | (t[2] == x) | (t[3] == x) | (t[4] == x)
+                | (t[5] == x) | (t[6] == x) | (t[7] == x) | (t[8] == x) | (t[9] == x)
+                | (t[10] == x) | (t[11] == x));
+    }
+    static inline int mmucore_any_eq16(const uint64_t* t, uint64_t x) {
+        return mmucore_any_eq12(t, x) | (t[12] == x) | (t[13] == x) | (t[14] == x)
+               | (t[15] == x);
+    }
     #define MMUCORE_NIB_ONES UINT64_C(0x1111111111111111)
     #define MMUCORE_NIB_HIGH UINT64_C(0x8888888888888888)
     #define MMUCORE_HASH_MUL UINT64_C(0x9E3779B97F4A7C15)
@@ -96,6 +107,8 @@ cdef extern from *:
     int mmucore_ctz64(uint64_t x) noexcept nogil
     uint64_t mmucore_set_mod(uint64_t a, uint64_t m_lo, uint64_t m_hi, uint64_t d) noexcept nogil
     intp_t mmucore_find_eq(const uint64_t* tags, intp_t n, uint64_t tag) noexcept nogil
+    int mmucore_any_eq12(const uint64_t* tags, uint64_t tag) noexcept nogil
+    int mmucore_any_eq16(const uint64_t* tags, uint64_t tag) noexcept nogil
     const uint64_t NIB_ONES "MMUCORE_NIB_ONES"
     const uint64_t NIB_HIGH "MMUCORE_NIB_HIGH"
     const uint64_t HASH_MUL "MMUCORE_HASH_MUL"
@@ -421,11 +434,30 @@ cdef inline intp_t _victim_way(TLBState* t, intp_t s, Pol* p, Eng* g) noexcept n
 # ----------------------------------------------------------------------------------------
 # lookup, fill, invalidate (internal: no memo handling, no access counters)
 
+cdef inline bint _scan_any(TLBState* t, const uint64_t* tags, uint64_t tag) noexcept nogil:
+    # whether any of a set's tags (ways <= 16) equals tag
+    cdef intp_t w
+    cdef uint64_t anym = 0
+    if t.ways == 4:
+        return ((tags[0] == tag) | (tags[1] == tag) | (tags[2] == tag) | (tags[3] == tag))
+    if t.ways == 8:
+        return ((tags[0] == tag) | (tags[1] == tag) | (tags[2] == tag) | (tags[3] == tag)
+                | (tags[4] == tag) | (tags[5] == tag) | (tags[6] == tag) | (tags[7] == tag))
+    if t.ways == 12:
+        return mmucore_any_eq12(tags, tag)
+    if t.ways == 16:
+        return mmucore_any_eq16(tags, tag)
+    for w in range(t.ways):
+        anym |= <uint64_t>(tags[w] == tag)
+    return anym != 0
+
+
 cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
                               uint32_t asid, Eng* g) noexcept nogil:
-    # First a branch-free pass over the set's tags (unrolled for 4 and 8 ways, a match
-    # mask up to 16 ways, vectorised in blocks of 8 above that); most lookups that get here miss and stop after it. On a
-    # tag match, check ASIDs from the first match on: an ASID entry wins over a global one.
+    # First a branch-free pass over the set's tags (unrolled for 4, 8, 12 and 16 ways, a
+    # match mask for the other counts up to 16, vectorised in blocks of 8 above that);
+    # most lookups that get here miss and stop after it. On a tag match, check ASIDs
+    # from the first match on: an ASID entry wins over a global one.
     cdef const uint64_t* tags = t.tag + base
     cdef uint64_t anym = 0
     cdef intp_t w, first = 0, gl = -1
@@ -441,6 +473,12 @@ cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
                 | (<uint64_t>(tags[4] == tag)) | (<uint64_t>(tags[5] == tag))
                 | (<uint64_t>(tags[6] == tag)) | (<uint64_t>(tags[7] == tag)))
         if anym == 0:
+            return -1
+    elif Eng is _Scan and t.ways == 12:
+        if not mmucore_any_eq12(tags, tag):
+            return -1
+    elif Eng is _Scan and t.ways == 16:
+        if not mmucore_any_eq16(tags, tag):
             return -1
     elif Eng is _Scan and t.ways <= 8:
         for w in range(t.ways):
@@ -778,6 +816,8 @@ cdef inline intp_t _tlb_remove_match_i(TLBState* t, uint64_t tag, uint32_t easid
             _drop(t, s, e)
             return 1
         return 0
+    if not t.listed and not _scan_any(t, t.tag + s * t.ways, tag):
+        return 0                        # (the usual case: a quick miss)
     for w in range(t.ways):
         e = s * t.ways + w
         if t.tag[e] == tag and t.easid[e] == easid:

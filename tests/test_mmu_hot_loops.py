@@ -19,12 +19,16 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            # _pt_walk.pxi): the per-access path inlines them
            "_tlb_probe_i", "_tlb_probe_sizes_i", "_tlb_lookup_i", "_tlb_fill_i",
            "_tlb_fill_absent_i", "_tlb_touch_i", "_tlb_remove_i", "_tlb_remove_match_i",
-           "_walk_w[__pyx_fuse_0]", "_walk_w[__pyx_fuse_1]", "_walk_demand", "_finish", "_rd"]
+           "_walk_w[__pyx_fuse_0]", "_walk_w[__pyx_fuse_1]", "_walk_demand", "_finish", "_rd",
+           # the lean path (_mmu_lean.pxi) and its prefetch
+           "_lean_setup", "_lean_probe", "_lean_touch", "_lean_fill", "_lean_remove_match",
+           "_lean_fill_l1", "_lean_fill_l2", "_lean_walk_generic", "_lean_entry",
+           "_lean_walk", "_lean_access", "_prefetch_leaf8", "_prefetch_ahead"]
 
 
 def test_kernels_have_no_python_interaction(tmp_path):
     c = translate(tmp_path, "mmu", ("mmu.pyx", "mmu.pxd", "pagetable.pxd", "tlb.pxd",
-                                    "_tlb_core.pxi", "_pt_walk.pxi", "_rng.pxd",
+                                    "_tlb_core.pxi", "_pt_walk.pxi", "_mmu_lean.pxi", "_rng.pxd",
                                     "_types.pxd"))
     kernels = function_bodies(c, "mmu", strip_error_exit=True)
     missing = [k for k in KERNELS if k not in kernels]

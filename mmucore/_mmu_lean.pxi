@@ -1,0 +1,381 @@
+# The lean translation path of the batch loop (included by mmucore/mmu.pyx, after the
+# generic path it falls back to).
+#
+# The generic path (_access -> _translate -> _mmu_walk) serves every configuration: it
+# dispatches per structure on the replacement policy and the lookup engine, records the
+# victim of every fill for exclusive hierarchies, diffs the page table's counters around
+# each walk and walks with any entry width. For the configurations of the CPU presets
+# (every TLB structure and paging-structure cache LRU or FIFO with at most 16 ways; an
+# inclusive or non-inclusive hierarchy; 8-byte entries: PAE, 4-level, 5-level) this path
+# does the same work with those choices fixed at compile time:
+# * the L1 and L2 probes, hit updates and fills call the nibble-order (_Scan) and LRU
+#   bodies of _tlb_core.pxi directly;
+# * the walk first descends read-only (PSC probes without updates, entry reads, rights):
+#   when the leaf is present and the access allowed (the steady state of a replay), it
+#   then applies exactly the generic walk's effects (PSC counters and LRU updates, A/D
+#   bits, PSC fills, reference counts), counting straight into the CPU's counters;
+#   anything else (a not-present entry, which demand paging maps, a reserved bit, a
+#   protection fault, an address outside the mode, a missing table) goes to the generic
+#   _mmu_walk, which the read-only descent has left nothing to undo for.
+# The counters, replacement state, table bits and memos it leaves are those of the generic
+# path (tests/test_mmu_differential.py compares both against the reference model, and
+# tests/test_mmu_lean.py the two paths with each other). Not touched here and so not
+# kept in step: the TLBStates' own batch memo (memo_*: cleared once per chunk, only
+# tlb.pyx's batch loop reads it) and the last-victim record of level-1 and PSC fills
+# (only exclusive hierarchies read it; they run the generic path).
+
+
+cdef struct _Lean:
+    # per code: bit j set when level-1 structure j can hold entries of that size (the
+    # structures an inclusive L2 victim of that size is back-invalidated in)
+    uint32_t l1_with[4]
+
+
+cdef inline bint _lean_struct_ok(TLBState* t) noexcept nogil:
+    return (not t.listed) and (not t.indexed) and t.sets_pow2 and \
+        (t.policy == POLICY_LRU or t.policy == POLICY_FIFO)
+
+
+cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
+    """Whether every CPU's structures allow the lean path; prepares `ln` and clears the
+    TLBStates' batch memos (which the lean path does not keep) when they do."""
+    cdef intp_t k, j
+    cdef uint32_t L, code
+    cdef MMUCpu* c
+    if m.inclusion == INCL_EXCLUSIVE or m.mode == MODE_X86_32:
+        return False
+    for k in range(m.cpus):
+        c = &m.cpu[k]
+        for j in range(m.n_tlbs):
+            if not _lean_struct_ok(&c.tlb[j]):
+                return False
+        for L in range(1, PT_MAX_LEVELS):
+            if (m.psc_mask >> L) & 1 and not _lean_struct_ok(&c.psc[L]):
+                return False
+    for code in range(4):
+        ln.l1_with[code] = 0
+        for j in range(m.n_tlbs):
+            if m.level[j] == 1 and (m.cpu[0].tlb[j].size_mask >> code) & 1:
+                ln.l1_with[code] |= 1u << j
+    for k in range(m.cpus):
+        c = &m.cpu[k]
+        for j in range(m.n_tlbs):
+            _memo_clear(&c.tlb[j])
+        for L in range(1, PT_MAX_LEVELS):
+            if (m.psc_mask >> L) & 1:
+                _memo_clear(&c.psc[L])
+    return True
+
+
+# ----------------------------------------------------------------------------------------
+# structures (lean: _Scan engine, LRU or FIFO)
+
+cdef inline intp_t _lean_probe(TLBState* t, vaddr_t va, uint32_t asid, uint32_t pm,
+                               intp_t* s) noexcept nogil:
+    # the entry of va (sizes in pm only: the others cannot be present) or -1; *s its set
+    cdef uint64_t vpn
+    if t.n_sizes == 1:                  # (pm is then the one size)
+        vpn = va >> t.size_shift[0]
+        s[0] = <intp_t>(vpn & t.set_mask)
+        return _find_scan(t, s[0] * t.ways, (vpn << 2) | t.size_code[0], asid, <_Scan*>NULL)
+    if pm == t.size_mask:
+        return _probe(t, va, asid, s, <_Scan*>NULL)
+    return _probe_sizes(t, va, asid, pm, s, <_Scan*>NULL)
+
+
+cdef inline void _lean_touch(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+    # a hit's replacement update (FIFO: none)
+    if t.policy == POLICY_LRU:
+        _order_front(t, s, e, <_Scan*>NULL)
+
+
+cdef inline intp_t _lean_fill(TLBState* t, vaddr_t va, uint32_t ea, uint32_t code,
+                              uint64_t data, bint record) noexcept nogil:
+    # tlb_fill_absent (the caller probed and missed); LRU and FIFO fill alike
+    cdef uint64_t vpn = va >> page_shift(code)
+    return _fill_new(t, vpn, <intp_t>(vpn & t.set_mask), code, ea, data, <_LRU*>NULL, <_Scan*>NULL,
+                     record)
+
+
+cdef inline intp_t _lean_remove_match(TLBState* t, uint64_t tag, uint32_t easid) noexcept nogil:
+    # _tlb_remove_match_i for a structure that holds tag's size
+    cdef intp_t s = <intp_t>((tag >> 2) & t.set_mask)
+    cdef intp_t base = s * t.ways, w
+    if not _scan_any(t, t.tag + base, tag):
+        return 0                        # (the usual case)
+    for w in range(t.ways):
+        if t.tag[base + w] == tag and t.easid[base + w] == easid:
+            _drop(t, s, base + w)
+            return 1
+    return 0
+
+
+cdef inline void _lean_fill_l1(MMUCpu* c, uint32_t d, int32_t si, uint32_t ecode, vaddr_t va,
+                               uint32_t ea, uint64_t pa) noexcept nogil:
+    # _fill_l1 of a non-exclusive hierarchy
+    cdef uint64_t base = pa & ~((((<uint64_t>1) << page_shift(ecode))) - 1)
+    cdef intp_t e
+    c.size_seen |= 1u << ecode
+    e = _lean_fill(&c.tlb[si], va, ea, ecode, base >> 12, False)
+    _memo_set(c, d, si, e, ecode, base)
+
+
+cdef inline void _lean_fill_l2(MMUState* m, MMUCpu* c, _Lean* ln, int32_t si, uint32_t ecode,
+                               vaddr_t va, uint32_t ea, uint64_t pa) noexcept nogil:
+    # _fill_l2: inclusive hierarchies back-invalidate the victim in level 1
+    cdef TLBState* t = &c.tlb[si]
+    cdef uint32_t bits, vbit, j
+    cdef intp_t n = 0
+    c.size_seen |= 1u << ecode
+    if m.inclusion != INCL_INCLUSIVE:
+        _lean_fill(t, va, ea, ecode, _entry_data(pa, ecode), False)
+        return
+    _lean_fill(t, va, ea, ecode, _entry_data(pa, ecode), True)
+    if t.victim_valid:
+        t.victim_valid = 0
+        vbit = 1u << (t.victim_tag & 3)
+        bits = ln.l1_with[t.victim_tag & 3]
+        while bits:
+            j = <uint32_t>mmucore_ctz64(bits)
+            bits &= bits - 1
+            if c.size_seen & vbit:
+                n += _lean_remove_match(&c.tlb[j], t.victim_tag, t.victim_easid)
+        if n:
+            c.c[C_BACK_INVALIDATIONS] += <uint64_t>n
+            _cpu_memo_clear(c)
+
+
+# ----------------------------------------------------------------------------------------
+# the walk
+
+cdef int _lean_walk_generic(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint32_t acc,
+                            uint32_t asid) except -1 nogil:
+    # the generic walk and fills (what _translate runs after an L2 miss)
+    cdef _Tr tr
+    cdef WalkOut w
+    w.n_entries = 0
+    tr.walk = &w
+    return _mmu_walk(m, c, d, va, acc, asid, &tr)
+
+
+cdef inline uint64_t* _lean_entry(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
+                                  paddr_t pa) noexcept nogil:
+    # _page + the entry offset, with the pool's fields in the caller's registers
+    cdef uint64_t pfn = pa >> 12
+    cdef intp_t slot = 0
+    if (pfn >> 10) < dir_len:
+        slot = slot_dir[pfn >> 10][pfn & 1023]
+    return pool + (slot << 9) + ((pa >> 3) & 511)
+
+
+cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_t va,
+                           uint32_t acc, uint32_t asid) except -1 nogil:
+    """_mmu_walk for a walk that translates without a fault (8-byte entries: the index
+    of level L is bits 12 + 9L .. 20 + 9L of va): a read-only descent first, then the
+    walk's effects; otherwise the generic walk."""
+    cdef PTState* s = m.pt[asid]
+    cdef TLBState* psc = c.psc
+    cdef uint32_t pmask = m.psc_mask, missed = 0
+    cdef int L, k, start, hitk = 0, leaf
+    cdef intp_t he = -1, hs = 0
+    cdef paddr_t table, pa
+    cdef uint64_t e, dd, vmask, sz, paddr, flags, addr_mask, vm, key
+    cdef uint64_t rw = 1, us = 1, xd = 0
+    cdef uint32_t sh, code
+    cdef uint64_t* ep
+    cdef uint64_t* pool
+    cdef uint32_t** slot_dir
+    cdef uint64_t dir_len
+    cdef uint64_t* path_p[5]
+    cdef uint64_t path_e[5]
+    cdef uint64_t path_perm[5]
+    cdef bint prot, glob
+    cdef int32_t s1, s2
+    if s == NULL:
+        return _lean_walk_generic(m, c, d, va, acc, asid)
+    # (1) read-only: the mode's linear space, the PSCs, the entries, the access rights
+    if s.va_bits == 32:
+        if va >> 32:
+            return _lean_walk_generic(m, c, d, va, acc, asid)
+    else:
+        sh = 64 - s.va_bits
+        if <uint64_t>((<int64_t>(va << sh)) >> sh) != va:
+            return _lean_walk_generic(m, c, d, va, acc, asid)
+    addr_mask = s.addr_mask
+    pool = s.pool
+    slot_dir = s.slot_dir
+    dir_len = s.dir_len
+    vmask = ((<uint64_t>1) << s.va_bits) - 1
+    vm = va & vmask
+    L = s.top
+    table = s.cr3
+    if s.mode == MODE_PAE:
+        e = s.pdpte[(va >> 30) & 3]
+        if not (e & PTE_P):
+            return _lean_walk_generic(m, c, d, va, acc, asid)
+        table = e & addr_mask
+        L = 1
+    start = L
+    if pmask:
+        for k in range(1, L + 1):
+            if (pmask >> k) & 1:
+                key = vm >> (12 + 9 * k)
+                hs = <intp_t>(key & psc[k].set_mask)
+                he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
+                if he >= 0:
+                    dd = psc[k].data[he]
+                    table = dd & addr_mask
+                    rw = (dd >> 1) & 1
+                    us = (dd >> 2) & 1
+                    xd = dd >> 63
+                    hitk = k
+                    start = k - 1
+                    break
+                missed |= 1u << k
+    L = start
+    while True:
+        ep = _lean_entry(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8)
+        e = ep[0]
+        if not (e & PTE_P) or (e & s.rsvd[2 * L + ((e >> 7) & 1)]):
+            return _lean_walk_generic(m, c, d, va, acc, asid)
+        rw &= e >> 1
+        us &= e >> 2
+        xd |= e >> 63
+        if L == 0 or (e & PTE_PS):
+            break
+        path_p[L] = ep
+        path_e[L] = e
+        path_perm[L] = ((rw & 1) << 1) | ((us & 1) << 2) | ((xd & 1) << 63)
+        table = e & addr_mask
+        L -= 1
+    leaf = L
+    rw &= 1
+    us &= 1
+    xd &= 1
+    if acc & ACC_USER:
+        prot = (not us) or ((acc & ACC_WRITE) and not rw) or ((acc & ACC_IFETCH) and xd)
+    else:
+        prot = ((acc & ACC_WRITE) and not rw and s.wp) or \
+               ((acc & ACC_IFETCH) and (xd or (s.smep and us))) or \
+               (s.smap and us and not (acc & ACC_IFETCH))
+    if prot:
+        return _lean_walk_generic(m, c, d, va, acc, asid)
+    # (2) the walk's effects, in the generic walk's order
+    c.c[C_WALKS] += 1
+    s.st.accesses += 1
+    s.st.walks += 1
+    while missed:
+        k = mmucore_ctz64(missed)
+        missed &= missed - 1
+        psc[k].accesses += 1
+        psc[k].misses += 1
+        s.st.psc_misses[k] += 1
+    if hitk:
+        psc[hitk].accesses += 1
+        psc[hitk].hits += 1
+        _lean_touch(&psc[hitk], hs, he)
+        s.st.psc_hits[hitk] += 1
+    for k in range(leaf, start + 1):
+        s.st.refs[k] += 1
+        c.c[C_WALK_REFS_PTE + k] += 1
+    c.c[C_WALK_REFS] += <uint64_t>(start - leaf + 1)
+    for k in range(start, leaf, -1):
+        if not (path_e[k] & PTE_A):
+            path_p[k][0] = path_e[k] | PTE_A
+        if (pmask >> k) & 1:
+            _lean_fill(&psc[k], (vm >> (12 + 9 * k)) << 12, asid, PS_4K,
+                       (path_e[k] & addr_mask) | path_perm[k], False)
+    flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
+    if (e & flags) != flags:
+        ep[0] = ep[0] | flags          # re-read: a non-leaf A write may alias it
+    if leaf == 0:
+        code = PS_4K
+        paddr = (e & addr_mask) | (va & 4095)
+    else:
+        sz = (<uint64_t>1) << (12 + 9 * leaf)
+        code = s.leaf_code[leaf]
+        paddr = (e & addr_mask & ~(sz - 1)) | (va & (sz - 1))
+    s.st.translations[code] += 1
+    # (3) the fills (_mmu_walk's, non-exclusive)
+    glob = (e & PTE_G) != 0
+    s1 = m.fill1[d][code]
+    s2 = m.fill2[d][code]
+    if s1 >= 0:
+        _charge_miss(&c.tlb[s1])
+    if s2 >= 0:
+        _charge_miss(&c.tlb[s2])
+        _lean_fill_l2(m, c, ln, s2, m.fill2_code[d][code], va,
+                      <uint32_t>ASID_GLOBAL if glob else asid, paddr)
+    if s1 >= 0:
+        _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va,
+                      <uint32_t>ASID_GLOBAL if glob else asid, paddr)
+    else:
+        c.memo_vpn[d] = TAG_INVALID
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# one memory op that stays within one 4 KiB page (so within one page of any size)
+
+cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
+                             uint32_t op) except -1 nogil:
+    """_access for a memory op whose bytes lie in one 4 KiB page and that is not a hit on
+    the side's memo (the batch loop counts those)."""
+    cdef uint32_t d = SIDE_INSTRUCTION if op == OP_IFETCH else SIDE_DATA
+    cdef uint32_t acc = m.user_flag
+    cdef uint32_t asid = c.asid
+    cdef int32_t k, j, si, s1
+    cdef TLBState* t
+    cdef intp_t e, st
+    cdef uint32_t code, pm
+    cdef uint64_t pa
+    if op == OP_STORE or op == OP_MODIFY:
+        acc |= ACC_WRITE
+    elif op == OP_IFETCH:
+        acc |= ACC_IFETCH
+    c.c[C_ACCESSES] += 1
+    c.c[C_TRANSLATIONS] += 1
+    # level 1, last-hit structure first
+    for k in range(m.n_l1[d]):
+        si = c.l1_order[d][k]
+        t = &c.tlb[si]
+        pm = t.size_mask & c.size_seen
+        if pm == 0:
+            continue
+        e = _lean_probe(t, va, asid, pm, &st)
+        if e >= 0:
+            t.accesses += 1
+            t.hits += 1
+            _lean_touch(t, st, e)
+            if k:
+                for j in range(k, 0, -1):
+                    c.l1_order[d][j] = c.l1_order[d][j - 1]
+                c.l1_order[d][0] = si
+            c.c[C_L1_HITS] += 1
+            _memo_set(c, d, si, e, <uint32_t>(t.tag[e] & 3), t.data[e] << 12)
+            return 0
+    c.c[C_L1_MISSES] += 1
+    # level 2
+    for k in range(m.n_l2[d]):
+        si = m.l2[d][k]
+        t = &c.tlb[si]
+        pm = t.size_mask & c.size_seen
+        if pm == 0:
+            continue
+        e = _lean_probe(t, va, asid, pm, &st)
+        if e >= 0:
+            t.accesses += 1
+            t.hits += 1
+            _lean_touch(t, st, e)
+            c.c[C_L2_HITS] += 1
+            code = <uint32_t>(t.tag[e] & 3)
+            pa = (t.data[e] << 12) | (va & ((((<uint64_t>1) << page_shift(code))) - 1))
+            s1 = m.fill1[d][code]
+            if s1 >= 0:
+                _charge_miss(&c.tlb[s1])
+                _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va, t.easid[e], pa)
+            else:
+                c.memo_vpn[d] = TAG_INVALID
+            return 0
+    c.c[C_L2_MISSES] += 1
+    return _lean_walk(m, c, ln, d, va, acc, asid)

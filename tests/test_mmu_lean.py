@@ -1,0 +1,178 @@
+"""The MMU engine's lean batch path (mmucore/_mmu_lean.pxi) against its generic path and
+the reference model.
+
+Batches without per-record outputs take the lean path when every TLB structure and PSC
+is LRU or FIFO with at most 16 ways and a power-of-two set count, the hierarchy is not
+exclusive and entries are 8 bytes (PAE, 4-level, 5-level). These tests draw exactly such
+configurations (including the 12- and 16-way sets of the presets' STLBs), replay random
+multi-CPU, multi-ASID traces with control ops, page-crossing accesses, faults, demand
+paging and API calls between chunks, and require identical counters from the lean path,
+the generic path (``mmucore.mmu.set_lean(False)``) and tests/reference_mmu.py, plus
+identical page-table entries (A/D bits) afterwards.
+"""
+import numpy as np
+import pytest
+from hypothesis import event, given, note, strategies as st
+
+import mmucore.mmu as engine
+from pyapi.config import MMUConfig, TLBConfig
+from pyapi.mmu import MMU
+from reference_mmu import ReferenceMMU
+from test_mmu_differential import (LARGE, api_call, api_calls, apply_premaps, diff,
+                                   premaps, to_chunk, traces)
+
+LEAN_MODES = ["pae", "x86_64", "la57"]
+# (entries, ways): power-of-two set counts, 1..16 ways, the preset shapes among them
+LEAN_GEOMS = [(1, 1), (2, 1), (2, 2), (4, 4), (8, 2), (8, 4), (16, 4), (12, 12), (24, 12),
+              (16, 16), (32, 16), (8, 8), (6, 3), (10, 5)]
+
+
+@pytest.fixture(autouse=True)
+def _lean_on():
+    old = engine.set_lean(True)
+    yield
+    engine.set_lean(old)
+
+
+def geometry(draw):
+    e, w = draw(st.sampled_from(LEAN_GEOMS))
+    return dict(entries=e, ways=w, policy=draw(st.sampled_from(["lru", "lru", "fifo"])))
+
+
+@st.composite
+def lean_configs(draw):
+    mode = draw(st.sampled_from(LEAN_MODES))
+    large = LARGE[mode]
+    gig = mode != "pae"
+    tlbs = []
+    for side, prefix in (("data", "d"), ("instruction", "i")):
+        layout = draw(st.sampled_from(["per_size", "shared", "4k_only", "splinter"]))
+        if layout == "per_size":
+            tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
+                                  **geometry(draw)))
+            tlbs.append(TLBConfig(f"{prefix}tlb_{large}", 1, side, page_sizes=(large,),
+                                  **geometry(draw)))
+            if gig and draw(st.booleans()):
+                tlbs.append(TLBConfig(f"{prefix}tlb_1g", 1, side, page_sizes=("1G",),
+                                      **geometry(draw)))
+        elif layout == "shared":
+            sizes = ("4K", large) + (("1G",) if gig and draw(st.booleans()) else ())
+            tlbs.append(TLBConfig(f"{prefix}tlb", 1, side, page_sizes=sizes, **geometry(draw)))
+        elif layout == "4k_only":
+            tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
+                                  **geometry(draw)))
+        else:
+            splinter = {large: "4K", "1G": "4K"} if gig else {large: "4K"}
+            tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
+                                  splinter=splinter, **geometry(draw)))
+    l2 = draw(st.sampled_from(["none", "unified", "split", "skylake"]))
+    if l2 == "unified":
+        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large),
+                              splinter={"1G": large} if gig else {}, **geometry(draw)))
+    elif l2 == "split":
+        tlbs.append(TLBConfig("l2_d", 2, "data", page_sizes=("4K", large), **geometry(draw)))
+        tlbs.append(TLBConfig("l2_i", 2, "instruction", page_sizes=("4K",), **geometry(draw)))
+    elif l2 == "skylake":                     # 4K/large STLB plus a separate 1G one
+        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large),
+                              **geometry(draw)))
+        if gig:
+            tlbs.append(TLBConfig("stlb_1g", 2, "unified", page_sizes=("1G",),
+                                  **geometry(draw)))
+    psc = {}
+    if draw(st.booleans()):
+        for name in ("pde", "pdpte", "pml4e", "pml5e"):
+            if draw(st.booleans()):
+                e, w = draw(st.sampled_from([(1, 1), (2, 2), (4, 2), (8, 8), (4, 4)]))
+                psc[name] = (e, w)
+    cfg = MMUConfig(name="lean", tlbs=tuple(tlbs[:8]), psc=psc,
+                    user=draw(st.sampled_from([True, True, False])),
+                    psc_policy=draw(st.sampled_from(["lru", "fifo"])), phys_mem="16G",
+                    allocator=draw(st.sampled_from(["sequential", "random"])))
+    kw = dict(paging=mode, huge_pages=draw(st.sampled_from(["never", "thp", "always"])),
+              pcid=gig and draw(st.booleans()), cpus=draw(st.integers(1, 3)),
+              inclusion=draw(st.sampled_from(["inclusive", "non-inclusive"])),
+              seed=draw(st.integers(0, 1000)))
+    return cfg, kw
+
+
+def run(cfg, kw, maps, recs, cuts, calls, lean):
+    """Replay recs cut at cuts (API calls between chunks); the MMU and its counters."""
+    engine.set_lean(lean)
+    mmu = MMU(cfg, **kw)
+    assert mmu.core.lean() == lean
+    ref = ReferenceMMU(cfg, **kw)
+    apply_premaps(mmu, ref, maps)
+    bounds = [0] + sorted(set(cuts)) + [len(recs)]
+    for ci, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        if ci < len(calls) and calls[ci] is not None:
+            api_call(mmu, ref, calls[ci])
+        if lo < hi:
+            mmu.replay(to_chunk(recs[lo:hi]), progress=False)
+            ref.access(to_chunk(recs[lo:hi]))
+    return mmu, ref
+
+
+def tables(mmu):
+    """Every ASID's page-table pages (entries with their A/D bits)."""
+    return {a: [np.asarray(p).tolist() for p in mmu.page_table(a).table_pages()]
+            for a in mmu.asids}
+
+
+@given(data=st.data())
+def test_lean_path_matches_generic_path_and_reference(data):
+    cfg, kw = data.draw(lean_configs(), label="config")
+    nasids = data.draw(st.integers(1, 3), label="asids")
+    maps = data.draw(premaps(kw["paging"], nasids), label="premaps")
+    recs = data.draw(traces(kw["paging"], kw["cpus"], nasids), label="trace")
+    cuts = data.draw(st.lists(st.integers(0, len(recs)), max_size=2), label="cuts")
+    calls = data.draw(st.lists(st.none() | api_calls(kw["paging"], nasids), max_size=3),
+                      label="api calls before chunks")
+    note(f"tlbs={cfg.tlbs} psc={cfg.psc} kw={kw}")
+    event(f"mode {kw['paging']}, {kw['inclusion']}")
+    lean, ref = run(cfg, kw, maps, recs, cuts, calls, True)
+    generic, _ = run(cfg, kw, maps, recs, cuts, calls, False)
+    a, b = lean.stats.to_dict(), generic.stats.to_dict()
+    assert not diff(a, b), f"lean vs generic (lean, generic): {diff(a, b)}"
+    assert not diff(a, ref.to_dict()), f"lean vs reference: {diff(a, ref.to_dict())}"
+    assert tables(lean) == tables(generic)
+
+
+@pytest.mark.parametrize("preset,paging", [("skylake", "x86_64"), ("p6", "pae"),
+                                           ("skylake", "pae"), ("nehalem", "x86_64")])
+def test_presets_on_the_lean_path(preset, paging):
+    """Preset hierarchies on a longer random stream (stores, instruction fetches, 2M
+    pages under THP, a context switch): lean and generic give the same counters."""
+    rng = np.random.default_rng(7)
+    n = 60_000
+    addr = (0x10000000 + rng.integers(0, 1 << 28, n, dtype=np.uint64) * 8).astype(np.uint64)
+    op = rng.choice(np.array([0, 0, 0, 1, 2], np.uint8), n)
+    op[n // 2] = 4                                      # SWITCH to ASID 1
+    addr[n // 2] = 1
+    size = np.full(n, 8, np.uint16)
+    out = {}
+    for lean in (True, False):
+        engine.set_lean(lean)
+        try:
+            mmu = MMU.from_preset(preset, paging=paging, huge_pages="thp", cpus=1)
+        except ValueError as exc:                       # a preset without that mode
+            pytest.skip(str(exc))
+        assert mmu.core.lean() == lean
+        from pyapi.chunk import TraceChunk
+        mmu.replay(TraceChunk(addr, op, size, None), chunk_size=7_000, progress=False)
+        out[lean] = (mmu.stats.to_dict(), tables(mmu))
+    assert not diff(out[True][0], out[False][0])
+    assert out[True][1] == out[False][1]
+
+
+def test_which_configurations_take_the_lean_path():
+    base = dict(paging="x86_64", huge_pages="never")
+    assert MMU.from_preset("skylake", **base).core.lean()
+    assert MMU.from_preset("p6", paging="pae").core.lean()
+    assert not MMU.from_preset("p6", paging="x86_32").core.lean()      # 4-byte entries
+    assert not MMU.from_preset("skylake", inclusion="exclusive", **base).core.lean()
+    plru = MMUConfig("t", tlbs=(TLBConfig("dtlb", 1, "data", 16, 4, ("4K",), policy="plru"),))
+    assert not MMU(plru, paging="x86_64").core.lean()
+    wide = MMUConfig("t", tlbs=(TLBConfig("dtlb", 1, "data", 64, 64, ("4K",)),))
+    assert not MMU(wide, paging="x86_64").core.lean()                    # > 16 ways
+    engine.set_lean(False)
+    assert not MMU.from_preset("skylake", **base).core.lean()
