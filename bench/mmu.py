@@ -24,6 +24,14 @@ first). ``tlb x`` is the MMU's rate divided by the rate of ``pyapi.TLB(entries=6
 ways=4)`` (16 sets x 4 ways LRU, 4K pages; what ``bench/compare_tlb.py`` times) on the
 same address column in the same run. ``refs/walk`` = ``walk_refs / walks``.
 
+Ceiling: ``bench/ceiling_skylake.c``, a C loop hand-written for this one configuration
+(Skylake, x86_64, 4K pages, LRU everywhere; geometry as constants, no ASIDs or rights
+checks), compiled with ``cc -O3`` and run on the uniform stream with the 1 GiB region
+pre-mapped; mmucore replays the same addresses on a pre-mapped MMU, and the two must
+report identical counters (L1 and STLB hits, walks, walk references, PSC hits per level):
+the ratio says how close the configurable engine comes to a specialised loop doing the
+same work on this machine. Skipped without a C compiler (``--no-ceiling`` skips it).
+
 Peak RSS: a subprocess builds the uniform 1 GiB trace of ``--n`` accesses chunk by chunk
 into preallocated arrays, then replays it on the Skylake configuration; the figure is
 the peak RSS during the replay minus the RSS once the trace exists (what the replay adds
@@ -35,8 +43,10 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,6 +167,42 @@ def peak_rss(n):
     return before / 1024, (after - before) / 1024
 
 
+CEILING_C = REPO / "bench" / "ceiling_skylake.c"
+CEILING_KEYS = {"l1_hits": "cpu0.dtlb_4k.hits", "l2_hits": "cpu0.stlb.hits",
+                "walks": "cpu0.walks", "walk_refs": "cpu0.walk_refs",
+                "psc_pde_hits": "cpu0.psc_pde.hits", "psc_pdpte_hits": "cpu0.psc_pdpte.hits",
+                "psc_pml4e_hits": "cpu0.psc_pml4e.hits"}
+
+
+def ceiling(n, repeat, workdir):
+    """The hand-written C loop of bench/ceiling_skylake.c against mmucore on the same
+    stream (uniform over 1 GiB, pre-mapped with 4K pages, bare 1-byte loads): (C rate,
+    mmucore rate, counters equal), or None without a C compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        return None
+    exe = Path(workdir) / "ceiling_skylake"
+    subprocess.run([cc, "-O3", "-o", str(exe), str(CEILING_C)], check=True)
+    addr = np.ascontiguousarray(stream("uniform", n).addr)
+    path = Path(workdir) / "addr.bin"
+    addr.astype("<u8").tofile(path)
+    best_c, counts = float("inf"), None
+    for _ in range(repeat):
+        out = subprocess.run([str(exe), str(path), str(BASE), str(GIB)], capture_output=True,
+                             text=True, check=True).stdout
+        counts = dict(kv.split("=") for kv in out.split())
+        best_c = min(best_c, float(counts["seconds"]))
+    best, st = float("inf"), None
+    for _ in range(repeat):
+        mmu = MMU.from_preset("skylake", paging="x86_64", huge_pages="never")
+        mmu.map(BASE, GIB)
+        t0 = time.perf_counter()
+        st = mmu.replay(addr, progress=False).to_dict()
+        best = min(best, time.perf_counter() - t0)
+    same = all(int(counts[k]) == st[v] for k, v in CEILING_KEYS.items())
+    return n / best_c, n / best, same
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=float, default=1e8, help="accesses per stream (1e8)")
@@ -166,6 +212,8 @@ def main(argv=None):
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocess")
     ap.add_argument("--rss-only", action="store_true", help="only the peak-RSS subprocess")
     ap.add_argument("--json", default=None, help="write the rows as JSON to FILE")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="skip the hand-written C loop (bench/ceiling_skylake.c)")
     a = ap.parse_args(argv)
     n = 10 ** 7 if a.quick else int(a.n)
     only = set(filter(None, a.only.split(",")))
@@ -200,6 +248,18 @@ def main(argv=None):
             print(f"{label:<20} {s:<9} {rate / 1e6:8.1f} {walks:12,d} {refs:9.2f} "
                   f"{tlb_rate / 1e6:8.1f} {rate / tlb_rate:6.3f}", flush=True)
         del trace
+    ceil = None
+    if not a.rss_only and not a.no_ceiling and (not only or "ceiling" in only):
+        with tempfile.TemporaryDirectory() as tmp:
+            ceil = ceiling(n, a.repeat, tmp)
+        if ceil is None:
+            print("\nceiling: no C compiler (cc/gcc); skipped")
+        else:
+            c_rate, m_rate, same = ceil
+            print(f"\nceiling (uniform 1 GiB pre-mapped, Skylake 4K, bare loads): hand-written C "
+                  f"(bench/ceiling_skylake.c, cc -O3) {c_rate / 1e6:.1f} M/s, mmucore "
+                  f"{m_rate / 1e6:.1f} M/s = {m_rate / c_rate:.2f} x C; counters "
+                  f"{'identical' if same else 'DIFFER'}")
     rss = None
     if not a.no_rss:
         base, rss = peak_rss(n)
@@ -216,7 +276,8 @@ def main(argv=None):
               f"{'PASS' if rss <= RSS_TARGET_MB else 'MISS'}")
     if a.json:
         data = dict(n=n, repeat=a.repeat, loadavg=os.getloadavg()[0], rows=rows,
-                    rss_mb=rss)
+                    rss_mb=rss, ceiling=None if ceil is None else dict(
+                        c_rate=ceil[0], mmucore_rate=ceil[1], counters_identical=ceil[2]))
         if a.json == "-":
             json.dump(data, sys.stdout, indent=1)
         else:
