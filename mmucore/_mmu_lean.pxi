@@ -29,6 +29,16 @@ cdef struct _Lean:
     # per code: bit j set when level-1 structure j can hold entries of that size (the
     # structures an inclusive L2 victim of that size is back-invalidated in)
     uint32_t l1_with[4]
+    # the structures a probe must look at, for CPU `cpu` with size_seen `seen` (a
+    # structure none of whose sizes the CPU has filled yet holds nothing): per side, the
+    # one level-1 / level-2 structure that may hold entries (-2: none, -1: several, then
+    # the generic loops run) and the sizes to probe in it
+    MMUCpu* cpu
+    uint32_t seen
+    int32_t l1_one[2]
+    uint32_t l1_pm[2]
+    int32_t l2_one[2]
+    uint32_t l2_pm[2]
 
 
 cdef inline bint _lean_struct_ok(TLBState* t) noexcept nogil:
@@ -57,6 +67,7 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
         for j in range(m.n_tlbs):
             if m.level[j] == 1 and (m.cpu[0].tlb[j].size_mask >> code) & 1:
                 ln.l1_with[code] |= 1u << j
+    ln.cpu = NULL
     for k in range(m.cpus):
         c = &m.cpu[k]
         for j in range(m.n_tlbs):
@@ -317,6 +328,46 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
 # ----------------------------------------------------------------------------------------
 # one memory op that stays within one 4 KiB page (so within one page of any size)
 
+cdef void _lean_live(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
+    # _Lean.l1_one/l2_one for CPU c as it is now
+    cdef uint32_t d, pm
+    cdef int32_t k, si
+    ln.cpu = c
+    ln.seen = c.size_seen
+    for d in range(2):
+        ln.l1_one[d] = -2
+        for k in range(m.n_l1[d]):
+            si = c.l1_order[d][k]
+            pm = c.tlb[si].size_mask & c.size_seen
+            if pm:
+                ln.l1_one[d] = si if ln.l1_one[d] == -2 else -1
+                ln.l1_pm[d] = pm
+        ln.l2_one[d] = -2
+        for k in range(m.n_l2[d]):
+            si = m.l2[d][k]
+            pm = c.tlb[si].size_mask & c.size_seen
+            if pm:
+                ln.l2_one[d] = si if ln.l2_one[d] == -2 else -1
+                ln.l2_pm[d] = pm
+
+
+cdef inline void _lean_l2_hit(MMUState* m, MMUCpu* c, uint32_t d, TLBState* t, intp_t st,
+                              intp_t e, vaddr_t va) noexcept nogil:
+    # an L2 hit on entry e (set st) of t: its counters and update, then the L1 fill
+    cdef uint32_t code = <uint32_t>(t.tag[e] & 3)
+    cdef uint64_t pa = (t.data[e] << 12) | (va & ((((<uint64_t>1) << page_shift(code))) - 1))
+    cdef int32_t s1 = m.fill1[d][code]
+    t.accesses += 1
+    t.hits += 1
+    _lean_touch(t, st, e)
+    c.c[C_L2_HITS] += 1
+    if s1 >= 0:
+        _charge_miss(&c.tlb[s1])
+        _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va, t.easid[e], pa)
+    else:
+        c.memo_vpn[d] = TAG_INVALID
+
+
 cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
                              uint32_t op) except -1 nogil:
     """_access for a memory op whose bytes lie in one 4 KiB page and that is not a hit on
@@ -324,19 +375,38 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
     cdef uint32_t d = SIDE_INSTRUCTION if op == OP_IFETCH else SIDE_DATA
     cdef uint32_t acc = m.user_flag
     cdef uint32_t asid = c.asid
-    cdef int32_t k, j, si, s1
+    cdef int32_t k, j, si
     cdef TLBState* t
     cdef intp_t e, st
-    cdef uint32_t code, pm
-    cdef uint64_t pa
+    cdef uint32_t pm
     if op == OP_STORE or op == OP_MODIFY:
         acc |= ACC_WRITE
     elif op == OP_IFETCH:
         acc |= ACC_IFETCH
     c.c[C_ACCESSES] += 1
     c.c[C_TRANSLATIONS] += 1
-    # level 1, last-hit structure first
-    for k in range(m.n_l1[d]):
+    if c != ln.cpu or c.size_seen != ln.seen:
+        _lean_live(m, c, ln)
+    # level 1: the one structure that may hold va, else each, last-hit structure first
+    si = ln.l1_one[d]
+    if si >= 0:
+        t = &c.tlb[si]
+        e = _lean_probe(t, va, asid, ln.l1_pm[d], &st)
+        if e >= 0:
+            t.accesses += 1
+            t.hits += 1
+            _lean_touch(t, st, e)
+            if c.l1_order[d][0] != si:
+                k = 1
+                while c.l1_order[d][k] != si:
+                    k += 1
+                for j in range(k, 0, -1):
+                    c.l1_order[d][j] = c.l1_order[d][j - 1]
+                c.l1_order[d][0] = si
+            c.c[C_L1_HITS] += 1
+            _memo_set(c, d, si, e, <uint32_t>(t.tag[e] & 3), t.data[e] << 12)
+            return 0
+    for k in range(m.n_l1[d] if si == -1 else 0):
         si = c.l1_order[d][k]
         t = &c.tlb[si]
         pm = t.size_mask & c.size_seen
@@ -355,27 +425,24 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
             _memo_set(c, d, si, e, <uint32_t>(t.tag[e] & 3), t.data[e] << 12)
             return 0
     c.c[C_L1_MISSES] += 1
-    # level 2
-    for k in range(m.n_l2[d]):
-        si = m.l2[d][k]
+    # level 2: the same
+    si = ln.l2_one[d]
+    if si >= 0:
         t = &c.tlb[si]
-        pm = t.size_mask & c.size_seen
-        if pm == 0:
-            continue
-        e = _lean_probe(t, va, asid, pm, &st)
+        e = _lean_probe(t, va, asid, ln.l2_pm[d], &st)
         if e >= 0:
-            t.accesses += 1
-            t.hits += 1
-            _lean_touch(t, st, e)
-            c.c[C_L2_HITS] += 1
-            code = <uint32_t>(t.tag[e] & 3)
-            pa = (t.data[e] << 12) | (va & ((((<uint64_t>1) << page_shift(code))) - 1))
-            s1 = m.fill1[d][code]
-            if s1 >= 0:
-                _charge_miss(&c.tlb[s1])
-                _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va, t.easid[e], pa)
-            else:
-                c.memo_vpn[d] = TAG_INVALID
+            _lean_l2_hit(m, c, d, t, st, e, va)
             return 0
+    elif si == -1:
+        for k in range(m.n_l2[d]):
+            si = m.l2[d][k]
+            t = &c.tlb[si]
+            pm = t.size_mask & c.size_seen
+            if pm == 0:
+                continue
+            e = _lean_probe(t, va, asid, pm, &st)
+            if e >= 0:
+                _lean_l2_hit(m, c, d, t, st, e, va)
+                return 0
     c.c[C_L2_MISSES] += 1
     return _lean_walk(m, c, ln, d, va, acc, asid)
