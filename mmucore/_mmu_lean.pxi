@@ -2,14 +2,17 @@
 # generic path it falls back to).
 #
 # The generic path (_access -> _translate -> _mmu_walk) serves every configuration: it
-# dispatches per structure on the replacement policy and the lookup engine, records the
-# victim of every fill for exclusive hierarchies, diffs the page table's counters around
-# each walk and walks with any entry width. For the configurations of the CPU presets
-# (every TLB structure and paging-structure cache LRU or FIFO with at most 16 ways; an
-# inclusive or non-inclusive hierarchy; 8-byte entries: PAE, 4-level, 5-level) this path
-# does the same work with those choices fixed at compile time:
-# * the L1 and L2 probes, hit updates and fills call the nibble-order (_Scan) and LRU
-#   bodies of _tlb_core.pxi directly;
+# dispatches per structure on the replacement policy and the lookup engine at every
+# call, records the victim of every fill for exclusive hierarchies, diffs the page
+# table's counters around each walk and walks with any entry width. For the
+# configurations of the CPU presets (every TLB structure and paging-structure cache LRU,
+# FIFO or PLRU, found by a tag scan of its set: at most 64 ways, a power-of-two set
+# count; an inclusive or non-inclusive hierarchy; 8-byte entries: PAE, 4-level,
+# 5-level) this path does the same work with fewer choices made per access:
+# * the probes, hit updates and fills call the engine/policy bodies of _tlb_core.pxi
+#   directly (a structure's engine and policy picked by a predictable branch); each side
+#   probes only the level-1 and level-2 structures that can hold an entry (the sizes the
+#   CPU has filled), worked out again only when that set changes;
 # * the walk first descends read-only (PSC probes without updates, entry reads, rights):
 #   when the leaf is present and the access allowed (the steady state of a replay), it
 #   then applies exactly the generic walk's effects (PSC counters and LRU updates, A/D
@@ -18,9 +21,9 @@
 #   protection fault, an address outside the mode, a missing table) goes to the generic
 #   _mmu_walk, which the read-only descent has left nothing to undo for.
 # The counters, replacement state, table bits and memos it leaves are those of the generic
-# path (tests/test_mmu_differential.py compares both against the reference model, and
-# tests/test_mmu_lean.py the two paths with each other). Not touched here and so not
-# kept in step: the TLBStates' own batch memo (memo_*: cleared once per chunk, only
+# path (tests/test_mmu_lean.py compares the two paths with each other and with the
+# reference model; tests/test_mmu_differential.py the engine with the reference). Not
+# touched here and so not kept in step: the TLBStates' own batch memo (memo_*: cleared once per chunk, only
 # tlb.pyx's batch loop reads it) and the last-victim record of level-1 and PSC fills
 # (only exclusive hierarchies read it; they run the generic path).
 
@@ -42,8 +45,8 @@ cdef struct _Lean:
 
 
 cdef inline bint _lean_struct_ok(TLBState* t) noexcept nogil:
-    return (not t.listed) and (not t.indexed) and t.sets_pow2 and \
-        (t.policy == POLICY_LRU or t.policy == POLICY_FIFO)
+    return (not t.indexed) and t.sets_pow2 and \
+        (t.policy == POLICY_LRU or t.policy == POLICY_FIFO or t.policy == POLICY_PLRU)
 
 
 cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
@@ -79,7 +82,14 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
 
 
 # ----------------------------------------------------------------------------------------
-# structures (lean: _Scan engine, LRU or FIFO)
+# structures (lean: a tag scan of the set, _Scan or _Wide engine; LRU, FIFO or PLRU)
+
+cdef inline intp_t _lean_find(TLBState* t, intp_t s, uint64_t tag, uint32_t asid) noexcept nogil:
+    # the entry of tag for asid (or a global one) in set s, or -1
+    if t.listed:
+        return _find_scan(t, s * t.ways, tag, asid, <_Wide*>NULL)
+    return _find_scan(t, s * t.ways, tag, asid, <_Scan*>NULL)
+
 
 cdef inline intp_t _lean_probe(TLBState* t, vaddr_t va, uint32_t asid, uint32_t pm,
                                intp_t* s) noexcept nogil:
@@ -88,31 +98,45 @@ cdef inline intp_t _lean_probe(TLBState* t, vaddr_t va, uint32_t asid, uint32_t 
     if t.n_sizes == 1:                  # (pm is then the one size)
         vpn = va >> t.size_shift[0]
         s[0] = <intp_t>(vpn & t.set_mask)
-        return _find_scan(t, s[0] * t.ways, (vpn << 2) | t.size_code[0], asid, <_Scan*>NULL)
-    if pm == t.size_mask:
-        return _probe(t, va, asid, s, <_Scan*>NULL)
+        return _lean_find(t, s[0], (vpn << 2) | t.size_code[0], asid)
+    if t.listed:
+        return _probe_sizes(t, va, asid, pm, s, <_Wide*>NULL)
     return _probe_sizes(t, va, asid, pm, s, <_Scan*>NULL)
 
 
 cdef inline void _lean_touch(TLBState* t, intp_t s, intp_t e) noexcept nogil:
     # a hit's replacement update (FIFO: none)
     if t.policy == POLICY_LRU:
-        _order_front(t, s, e, <_Scan*>NULL)
+        if t.listed:
+            _order_front(t, s, e, <_Wide*>NULL)
+        else:
+            _order_front(t, s, e, <_Scan*>NULL)
+    elif t.policy == POLICY_PLRU:
+        _plru_touch(t, s, e - s * t.ways)
 
 
 cdef inline intp_t _lean_fill(TLBState* t, vaddr_t va, uint32_t ea, uint32_t code,
                               uint64_t data, bint record) noexcept nogil:
     # tlb_fill_absent (the caller probed and missed); LRU and FIFO fill alike
     cdef uint64_t vpn = va >> page_shift(code)
-    return _fill_new(t, vpn, <intp_t>(vpn & t.set_mask), code, ea, data, <_LRU*>NULL, <_Scan*>NULL,
-                     record)
+    cdef intp_t s = <intp_t>(vpn & t.set_mask)
+    if t.policy == POLICY_PLRU:
+        if t.listed:
+            return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Wide*>NULL, record)
+        return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Scan*>NULL, record)
+    if t.listed:
+        return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Wide*>NULL, record)
+    return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Scan*>NULL, record)
 
 
 cdef inline intp_t _lean_remove_match(TLBState* t, uint64_t tag, uint32_t easid) noexcept nogil:
     # _tlb_remove_match_i for a structure that holds tag's size
     cdef intp_t s = <intp_t>((tag >> 2) & t.set_mask)
     cdef intp_t base = s * t.ways, w
-    if not _scan_any(t, t.tag + base, tag):
+    if t.listed:
+        if mmucore_find_eq(t.tag + base, t.ways, tag) < 0:
+            return 0
+    elif not _scan_any(t, t.tag + base, tag):
         return 0                        # (the usual case)
     for w in range(t.ways):
         if t.tag[base + w] == tag and t.easid[base + w] == easid:
@@ -232,7 +256,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
             if (pmask >> k) & 1:
                 key = vm >> (12 + 9 * k)
                 hs = <intp_t>(key & psc[k].set_mask)
-                he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
+                he = _lean_find(&psc[k], hs, key << 2, asid)
                 if he >= 0:
                     dd = psc[k].data[he]
                     table = dd & addr_mask
