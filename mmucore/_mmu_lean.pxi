@@ -32,6 +32,7 @@ cdef struct _Lean:
     # per code: bit j set when level-1 structure j can hold entries of that size (the
     # structures an inclusive L2 victim of that size is back-invalidated in)
     uint32_t l1_with[4]
+    bint scan_only              # every structure _lean_scan_ok: the _LeanScan copy runs
     # the structures a probe must look at, for CPU `cpu` with size_seen `seen` (a
     # structure none of whose sizes the CPU has filled yet holds nothing): per side, the
     # one level-1 / level-2 structure that may hold entries (-2: none, -1: several, then
@@ -42,6 +43,23 @@ cdef struct _Lean:
     uint32_t l1_pm[2]
     int32_t l2_one[2]
     uint32_t l2_pm[2]
+
+
+# Compile-time selector of the lean path's copy: _LeanScan when every structure uses the
+# nibble-order engine (at most 16 ways) with LRU or FIFO (the Skylake, Nehalem and P6
+# presets): no per-structure engine or policy test at all; _LeanAny otherwise (a
+# predictable branch per structure picks its engine and policy).
+cdef struct _LeanScan:
+    char unused
+cdef struct _LeanAny:
+    char unused
+ctypedef fused LeanKind:
+    _LeanScan
+    _LeanAny
+
+
+cdef inline bint _lean_scan_ok(TLBState* t) noexcept nogil:
+    return (not t.listed) and (t.policy == POLICY_LRU or t.policy == POLICY_FIFO)
 
 
 cdef inline bint _lean_struct_ok(TLBState* t) noexcept nogil:
@@ -71,6 +89,14 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
             if m.level[j] == 1 and (m.cpu[0].tlb[j].size_mask >> code) & 1:
                 ln.l1_with[code] |= 1u << j
     ln.cpu = NULL
+    ln.scan_only = True
+    for k in range(m.cpus):
+        c = &m.cpu[k]
+        for j in range(m.n_tlbs):
+            ln.scan_only = ln.scan_only and _lean_scan_ok(&c.tlb[j])
+        for L in range(1, PT_MAX_LEVELS):
+            if (m.psc_mask >> L) & 1:
+                ln.scan_only = ln.scan_only and _lean_scan_ok(&c.psc[L])
     for k in range(m.cpus):
         c = &m.cpu[k]
         for j in range(m.n_tlbs):
@@ -84,29 +110,33 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
 # ----------------------------------------------------------------------------------------
 # structures (lean: a tag scan of the set, _Scan or _Wide engine; LRU, FIFO or PLRU)
 
-cdef inline intp_t _lean_find(TLBState* t, intp_t s, uint64_t tag, uint32_t asid) noexcept nogil:
+cdef inline intp_t _lean_find(TLBState* t, intp_t s, uint64_t tag, uint32_t asid,
+                             LeanKind* kd) noexcept nogil:
     # the entry of tag for asid (or a global one) in set s, or -1
-    if t.listed:
+    if LeanKind is _LeanAny and t.listed:
         return _find_scan(t, s * t.ways, tag, asid, <_Wide*>NULL)
     return _find_scan(t, s * t.ways, tag, asid, <_Scan*>NULL)
 
 
 cdef inline intp_t _lean_probe(TLBState* t, vaddr_t va, uint32_t asid, uint32_t pm,
-                               intp_t* s) noexcept nogil:
+                               intp_t* s, LeanKind* kd) noexcept nogil:
     # the entry of va (sizes in pm only: the others cannot be present) or -1; *s its set
     cdef uint64_t vpn
     if t.n_sizes == 1:                  # (pm is then the one size)
         vpn = va >> t.size_shift[0]
         s[0] = <intp_t>(vpn & t.set_mask)
-        return _lean_find(t, s[0], (vpn << 2) | t.size_code[0], asid)
-    if t.listed:
+        return _lean_find(t, s[0], (vpn << 2) | t.size_code[0], asid, kd)
+    if LeanKind is _LeanAny and t.listed:
         return _probe_sizes(t, va, asid, pm, s, <_Wide*>NULL)
     return _probe_sizes(t, va, asid, pm, s, <_Scan*>NULL)
 
 
-cdef inline void _lean_touch(TLBState* t, intp_t s, intp_t e) noexcept nogil:
+cdef inline void _lean_touch(TLBState* t, intp_t s, intp_t e, LeanKind* kd) noexcept nogil:
     # a hit's replacement update (FIFO: none)
-    if t.policy == POLICY_LRU:
+    if LeanKind is _LeanScan:
+        if t.policy == POLICY_LRU:
+            _order_front(t, s, e, <_Scan*>NULL)
+    elif t.policy == POLICY_LRU:
         if t.listed:
             _order_front(t, s, e, <_Wide*>NULL)
         else:
@@ -116,24 +146,28 @@ cdef inline void _lean_touch(TLBState* t, intp_t s, intp_t e) noexcept nogil:
 
 
 cdef inline intp_t _lean_fill(TLBState* t, vaddr_t va, uint32_t ea, uint32_t code,
-                              uint64_t data, bint record) noexcept nogil:
+                              uint64_t data, bint record, LeanKind* kd) noexcept nogil:
     # tlb_fill_absent (the caller probed and missed); LRU and FIFO fill alike
     cdef uint64_t vpn = va >> page_shift(code)
     cdef intp_t s = <intp_t>(vpn & t.set_mask)
-    if t.policy == POLICY_PLRU:
+    if LeanKind is _LeanAny:
+        if t.policy == POLICY_PLRU:
+            if t.listed:
+                return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Wide*>NULL, record)
+            return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Scan*>NULL, record)
         if t.listed:
-            return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Wide*>NULL, record)
-        return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Scan*>NULL, record)
-    if t.listed:
-        return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Wide*>NULL, record)
+            return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Wide*>NULL, record)
     return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Scan*>NULL, record)
 
 
-cdef inline intp_t _lean_remove_match(TLBState* t, uint64_t tag, uint32_t easid) noexcept nogil:
+cdef inline intp_t _lean_remove_match(TLBState* t, uint64_t tag, uint32_t easid,
+                                     LeanKind* kd) noexcept nogil:
     # _tlb_remove_match_i for a structure that holds tag's size
     cdef intp_t s = <intp_t>((tag >> 2) & t.set_mask)
     cdef intp_t base = s * t.ways, w
-    if t.listed:
+    if t.nvalid[s] == 0:
+        return 0                        # (an empty set: the iTLB of a data-only trace)
+    if LeanKind is _LeanAny and t.listed:
         if mmucore_find_eq(t.tag + base, t.ways, tag) < 0:
             return 0
     elif not _scan_any(t, t.tag + base, tag):
@@ -146,26 +180,26 @@ cdef inline intp_t _lean_remove_match(TLBState* t, uint64_t tag, uint32_t easid)
 
 
 cdef inline void _lean_fill_l1(MMUCpu* c, uint32_t d, int32_t si, uint32_t ecode, vaddr_t va,
-                               uint32_t ea, uint64_t pa) noexcept nogil:
+                               uint32_t ea, uint64_t pa, LeanKind* kd) noexcept nogil:
     # _fill_l1 of a non-exclusive hierarchy
     cdef uint64_t base = pa & ~((((<uint64_t>1) << page_shift(ecode))) - 1)
     cdef intp_t e
     c.size_seen |= 1u << ecode
-    e = _lean_fill(&c.tlb[si], va, ea, ecode, base >> 12, False)
+    e = _lean_fill(&c.tlb[si], va, ea, ecode, base >> 12, False, kd)
     _memo_set(c, d, si, e, ecode, base)
 
 
 cdef inline void _lean_fill_l2(MMUState* m, MMUCpu* c, _Lean* ln, int32_t si, uint32_t ecode,
-                               vaddr_t va, uint32_t ea, uint64_t pa) noexcept nogil:
+                               vaddr_t va, uint32_t ea, uint64_t pa, LeanKind* kd) noexcept nogil:
     # _fill_l2: inclusive hierarchies back-invalidate the victim in level 1
     cdef TLBState* t = &c.tlb[si]
     cdef uint32_t bits, vbit, j
     cdef intp_t n = 0
     c.size_seen |= 1u << ecode
     if m.inclusion != INCL_INCLUSIVE:
-        _lean_fill(t, va, ea, ecode, _entry_data(pa, ecode), False)
+        _lean_fill(t, va, ea, ecode, _entry_data(pa, ecode), False, kd)
         return
-    _lean_fill(t, va, ea, ecode, _entry_data(pa, ecode), True)
+    _lean_fill(t, va, ea, ecode, _entry_data(pa, ecode), True, kd)
     if t.victim_valid:
         t.victim_valid = 0
         vbit = 1u << (t.victim_tag & 3)
@@ -174,7 +208,7 @@ cdef inline void _lean_fill_l2(MMUState* m, MMUCpu* c, _Lean* ln, int32_t si, ui
             j = <uint32_t>mmucore_ctz64(bits)
             bits &= bits - 1
             if c.size_seen & vbit:
-                n += _lean_remove_match(&c.tlb[j], t.victim_tag, t.victim_easid)
+                n += _lean_remove_match(&c.tlb[j], t.victim_tag, t.victim_easid, kd)
         if n:
             c.c[C_BACK_INVALIDATIONS] += <uint64_t>n
             _cpu_memo_clear(c)
@@ -204,7 +238,7 @@ cdef inline uint64_t* _lean_entry(uint64_t* pool, uint32_t** slot_dir, uint64_t 
 
 
 cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_t va,
-                           uint32_t acc, uint32_t asid) except -1 nogil:
+                           uint32_t acc, uint32_t asid, LeanKind* kd) except -1 nogil:
     """_mmu_walk for a walk that translates without a fault (8-byte entries: the index
     of level L is bits 12 + 9L .. 20 + 9L of va): a read-only descent first, then the
     walk's effects; otherwise the generic walk."""
@@ -256,7 +290,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
             if (pmask >> k) & 1:
                 key = vm >> (12 + 9 * k)
                 hs = <intp_t>(key & psc[k].set_mask)
-                he = _lean_find(&psc[k], hs, key << 2, asid)
+                he = _lean_find(&psc[k], hs, key << 2, asid, kd)
                 if he >= 0:
                     dd = psc[k].data[he]
                     table = dd & addr_mask
@@ -287,8 +321,8 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     rw &= 1
     us &= 1
     xd &= 1
-    if acc & ACC_USER:
-        prot = (not us) or ((acc & ACC_WRITE) and not rw) or ((acc & ACC_IFETCH) and xd)
+    if acc & ACC_USER:              # (rw, us, xd are 0/1: one test, no branch per term)
+        prot = ((us ^ 1) | (((acc >> 1) & 1) & (rw ^ 1)) | (((acc >> 4) & 1) & xd)) != 0
     else:
         prot = ((acc & ACC_WRITE) and not rw and s.wp) or \
                ((acc & ACC_IFETCH) and (xd or (s.smep and us))) or \
@@ -308,7 +342,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     if hitk:
         psc[hitk].accesses += 1
         psc[hitk].hits += 1
-        _lean_touch(&psc[hitk], hs, he)
+        _lean_touch(&psc[hitk], hs, he, kd)
         s.st.psc_hits[hitk] += 1
     for k in range(leaf, start + 1):
         s.st.refs[k] += 1
@@ -319,7 +353,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
             path_p[k][0] = path_e[k] | PTE_A
         if (pmask >> k) & 1:
             _lean_fill(&psc[k], (vm >> (12 + 9 * k)) << 12, asid, PS_4K,
-                       (path_e[k] & addr_mask) | path_perm[k], False)
+                       (path_e[k] & addr_mask) | path_perm[k], False, kd)
     flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
     if (e & flags) != flags:
         ep[0] = ep[0] | flags          # re-read: a non-leaf A write may alias it
@@ -340,10 +374,10 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     if s2 >= 0:
         _charge_miss(&c.tlb[s2])
         _lean_fill_l2(m, c, ln, s2, m.fill2_code[d][code], va,
-                      <uint32_t>ASID_GLOBAL if glob else asid, paddr)
+                      <uint32_t>ASID_GLOBAL if glob else asid, paddr, kd)
     if s1 >= 0:
         _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va,
-                      <uint32_t>ASID_GLOBAL if glob else asid, paddr)
+                      <uint32_t>ASID_GLOBAL if glob else asid, paddr, kd)
     else:
         c.memo_vpn[d] = TAG_INVALID
     return 0
@@ -376,24 +410,24 @@ cdef void _lean_live(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
 
 
 cdef inline void _lean_l2_hit(MMUState* m, MMUCpu* c, uint32_t d, TLBState* t, intp_t st,
-                              intp_t e, vaddr_t va) noexcept nogil:
+                              intp_t e, vaddr_t va, LeanKind* kd) noexcept nogil:
     # an L2 hit on entry e (set st) of t: its counters and update, then the L1 fill
     cdef uint32_t code = <uint32_t>(t.tag[e] & 3)
     cdef uint64_t pa = (t.data[e] << 12) | (va & ((((<uint64_t>1) << page_shift(code))) - 1))
     cdef int32_t s1 = m.fill1[d][code]
     t.accesses += 1
     t.hits += 1
-    _lean_touch(t, st, e)
+    _lean_touch(t, st, e, kd)
     c.c[C_L2_HITS] += 1
     if s1 >= 0:
         _charge_miss(&c.tlb[s1])
-        _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va, t.easid[e], pa)
+        _lean_fill_l1(c, d, s1, m.fill1_code[d][code], va, t.easid[e], pa, kd)
     else:
         c.memo_vpn[d] = TAG_INVALID
 
 
 cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
-                             uint32_t op) except -1 nogil:
+                             uint32_t op, LeanKind* kd) except -1 nogil:
     """_access for a memory op whose bytes lie in one 4 KiB page and that is not a hit on
     the side's memo (the batch loop counts those)."""
     cdef uint32_t d = SIDE_INSTRUCTION if op == OP_IFETCH else SIDE_DATA
@@ -415,11 +449,11 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
     si = ln.l1_one[d]
     if si >= 0:
         t = &c.tlb[si]
-        e = _lean_probe(t, va, asid, ln.l1_pm[d], &st)
+        e = _lean_probe(t, va, asid, ln.l1_pm[d], &st, kd)
         if e >= 0:
             t.accesses += 1
             t.hits += 1
-            _lean_touch(t, st, e)
+            _lean_touch(t, st, e, kd)
             if c.l1_order[d][0] != si:
                 k = 1
                 while c.l1_order[d][k] != si:
@@ -436,11 +470,11 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
         pm = t.size_mask & c.size_seen
         if pm == 0:
             continue
-        e = _lean_probe(t, va, asid, pm, &st)
+        e = _lean_probe(t, va, asid, pm, &st, kd)
         if e >= 0:
             t.accesses += 1
             t.hits += 1
-            _lean_touch(t, st, e)
+            _lean_touch(t, st, e, kd)
             if k:
                 for j in range(k, 0, -1):
                     c.l1_order[d][j] = c.l1_order[d][j - 1]
@@ -453,9 +487,9 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
     si = ln.l2_one[d]
     if si >= 0:
         t = &c.tlb[si]
-        e = _lean_probe(t, va, asid, ln.l2_pm[d], &st)
+        e = _lean_probe(t, va, asid, ln.l2_pm[d], &st, kd)
         if e >= 0:
-            _lean_l2_hit(m, c, d, t, st, e, va)
+            _lean_l2_hit(m, c, d, t, st, e, va, kd)
             return 0
     elif si == -1:
         for k in range(m.n_l2[d]):
@@ -464,9 +498,9 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
             pm = t.size_mask & c.size_seen
             if pm == 0:
                 continue
-            e = _lean_probe(t, va, asid, pm, &st)
+            e = _lean_probe(t, va, asid, pm, &st, kd)
             if e >= 0:
-                _lean_l2_hit(m, c, d, t, st, e, va)
+                _lean_l2_hit(m, c, d, t, st, e, va, kd)
                 return 0
     c.c[C_L2_MISSES] += 1
-    return _lean_walk(m, c, ln, d, va, acc, asid)
+    return _lean_walk(m, c, ln, d, va, acc, asid, kd)

@@ -776,7 +776,10 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
             _prefetch_ahead(m.pt[c.asid], addr, i, &ahead)
         ptes0 = c.c[C_WALK_REFS_PTE]
         if ln != NULL and ((va ^ last) >> 12) == 0:
-            _lean_access(m, c, ln, va, o)
+            if ln.scan_only:
+                _lean_access(m, c, ln, va, o, <_LeanScan*>NULL)
+            else:
+                _lean_access(m, c, ln, va, o, <_LeanAny*>NULL)
         else:
             _access(m, c, va, o, sz, NULL, i)
         if c.c[C_WALK_REFS_PTE] != ptes0:
@@ -849,8 +852,10 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
         if PREFETCH_ON and walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
             _prefetch_ahead(m.pt[c.asid], addr, i, &ahead)
         ptes0 = c.c[C_WALK_REFS_PTE]
-        if ln != NULL:
-            _lean_access(m, c, ln, addr[i], OP_LOAD)
+        if ln != NULL and ln.scan_only:
+            _lean_access(m, c, ln, addr[i], OP_LOAD, <_LeanScan*>NULL)
+        elif ln != NULL:
+            _lean_access(m, c, ln, addr[i], OP_LOAD, <_LeanAny*>NULL)
         else:
             _access(m, c, addr[i], OP_LOAD, 1, NULL, i)
         if c.c[C_WALK_REFS_PTE] != ptes0:

@@ -20,10 +20,14 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            "_tlb_probe_i", "_tlb_probe_sizes_i", "_tlb_lookup_i", "_tlb_fill_i",
            "_tlb_fill_absent_i", "_tlb_touch_i", "_tlb_remove_i", "_tlb_remove_match_i",
            "_walk_w[__pyx_fuse_0]", "_walk_w[__pyx_fuse_1]", "_walk_demand", "_finish", "_rd",
-           # the lean path (_mmu_lean.pxi) and its prefetch
-           "_lean_setup", "_lean_probe", "_lean_touch", "_lean_fill", "_lean_remove_match",
-           "_lean_fill_l1", "_lean_fill_l2", "_lean_walk_generic", "_lean_entry",
-           "_lean_walk", "_lean_access", "_prefetch_leaf8", "_prefetch_ahead"]
+           # the lean path (_mmu_lean.pxi; both copies, _LeanScan and _LeanAny) and its
+           # prefetch
+           "_lean_setup", "_lean_live", "_lean_walk_generic", "_lean_entry",
+           "_prefetch_leaf8", "_prefetch_ahead"] + [
+           f"{name}[__pyx_fuse_{k}]" for k in (0, 1)
+           for name in ("_lean_find", "_lean_probe", "_lean_touch", "_lean_fill",
+                        "_lean_remove_match", "_lean_fill_l1", "_lean_fill_l2",
+                        "_lean_walk", "_lean_l2_hit", "_lean_access")]
 
 
 def test_kernels_have_no_python_interaction(tmp_path):
