@@ -122,10 +122,16 @@ cdef inline intp_t _lean_probe(TLBState* t, vaddr_t va, uint32_t asid, uint32_t 
                                intp_t* s, LeanKind* kd) noexcept nogil:
     # the entry of va (sizes in pm only: the others cannot be present) or -1; *s its set
     cdef uint64_t vpn
+    cdef uint32_t code
     if t.n_sizes == 1:                  # (pm is then the one size)
         vpn = va >> t.size_shift[0]
         s[0] = <intp_t>(vpn & t.set_mask)
         return _lean_find(t, s[0], (vpn << 2) | t.size_code[0], asid, kd)
+    if (pm & (pm - 1)) == 0:            # one size seen (an STLB of 4K and 2M, 4K so far)
+        code = <uint32_t>mmucore_ctz64(pm)
+        vpn = va >> page_shift(code)
+        s[0] = <intp_t>(vpn & t.set_mask)
+        return _lean_find(t, s[0], (vpn << 2) | code, asid, kd)
     if LeanKind is _LeanAny and t.listed:
         return _probe_sizes(t, va, asid, pm, s, <_Wide*>NULL)
     return _probe_sizes(t, va, asid, pm, s, <_Scan*>NULL)
