@@ -581,6 +581,11 @@ cdef struct _Ahead:
     # of descending the upper levels again
     intp_t rec[8]
     paddr_t table[8]
+    # 8-byte entries, 4 or 5 levels: the page directory the last descent found for the
+    # 1 GiB region va >> 30 of table `pd_pt` (a stale one only makes a useless prefetch)
+    PTState* pd_pt
+    uint64_t pd_key
+    paddr_t pd_table
 
 
 cdef inline void _ahead_init(_Ahead* r) noexcept nogil:
@@ -588,9 +593,10 @@ cdef inline void _ahead_init(_Ahead* r) noexcept nogil:
     for k in range(8):
         r.rec[k] = -1
         r.table[k] = ENTRY_NONE
+    r.pd_pt = NULL
 
 
-cdef inline void _prefetch_leaf8(PTState* s, vaddr_t va) noexcept nogil:
+cdef inline void _prefetch_leaf8(PTState* s, vaddr_t va, _Ahead* r) noexcept nogil:
     # 8-byte entries: descend read-only to va's leaf table and prefetch the leaf entry
     cdef uint32_t L = s.top
     cdef paddr_t table = s.cr3, pa
@@ -601,7 +607,14 @@ cdef inline void _prefetch_leaf8(PTState* s, vaddr_t va) noexcept nogil:
             return
         table = e & s.addr_mask
         L = 1
+    elif r.pd_pt == s and r.pd_key == (va >> 30):
+        table = r.pd_table
+        L = 1
     while L:
+        if L == 1 and s.mode != MODE_PAE:
+            r.pd_pt = s
+            r.pd_key = va >> 30
+            r.pd_table = table
         e = _lean_entry(s.pool, s.slot_dir, s.dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8)[0]
         if (e & (PTE_P | PTE_PS)) != PTE_P:
             return
@@ -621,7 +634,7 @@ cdef inline void _prefetch_ahead(PTState* s, const vaddr_t* addr, intp_t i,
     cdef intp_t k = i + 2 * PREFETCH_AHEAD
     cdef paddr_t pa
     if s.esize == 8:
-        _prefetch_leaf8(s, addr[i + PREFETCH_AHEAD])
+        _prefetch_leaf8(s, addr[i + PREFETCH_AHEAD], r)
         return
     r.table[k & 7] = _prefetch_leaf(s, addr[k], True)
     r.rec[k & 7] = k
