@@ -57,9 +57,15 @@ print("done")
 """
 
 
+# The directory holding the pyapi the tests import (installed, or a source tree built in
+# place). Children run there and have it first on PYTHONPATH: `python -c` and `-m` put
+# their working directory first on sys.path, and a checkout's uncompiled sources in the
+# working directory would shadow an installed package.
+HERE = str(Path(pyapi.__file__).resolve().parents[1])
+
+
 def _env():
-    # the pyapi the tests import (installed, or a source tree built in place)
-    here = str(Path(pyapi.__file__).resolve().parents[1])
+    here = HERE
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([here] + [p for p in sys.path if p]))
     for k in list(env):
         if k.startswith("TQDM_") or k in ("COLUMNS", "LINES"):
@@ -77,7 +83,7 @@ def _in_pty(args, winsize=None):
     try:
         proc = subprocess.Popen([sys.executable] + list(args), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=slave, env=_env(),
-                                close_fds=True)
+                                close_fds=True, cwd=HERE)
     finally:
         os.close(slave)
     seen = b""
@@ -134,7 +140,7 @@ def test_replay_without_progress_is_silent_on_a_terminal():
 
 
 def test_replay_is_silent_when_stderr_is_a_pipe():
-    proc = subprocess.run([sys.executable, "-c", _REPLAY, "on"], env=_env(),
+    proc = subprocess.run([sys.executable, "-c", _REPLAY, "on"], env=_env(), cwd=HERE,
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
     assert proc.returncode == 0 and b"accesses 12000" in proc.stdout
     assert proc.stderr == b""
@@ -159,8 +165,8 @@ def test_cli_replay_draws_a_bar_on_a_terminal():
 def test_cli_replay_is_silent_without_a_bar(how):
     if how == "pipe":
         proc = subprocess.run([sys.executable, "-m", "pyapi", "replay", SPEC, "--preset", "p6",
-                               "--chunk-size", "20000"], env=_env(), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=TIMEOUT)
+                               "--chunk-size", "20000"], env=_env(), cwd=HERE,
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
         status, out, tty = proc.returncode, proc.stdout.decode(), proc.stderr.decode()
     else:
         status, out, tty = _in_pty(["-m", "pyapi", "replay", SPEC, "--preset", "p6",
