@@ -252,15 +252,22 @@ def compare_run(cfg, kw, maps, recs, cuts, calls=()):
     return eng, ref
 
 
+def draw_scenario(data, kw, max_asids=4, max_cuts=3, max_calls=4):
+    """(premaps, trace records, chunk cuts, API calls before chunks) for the configuration
+    kw, over 1..max_asids address spaces."""
+    nasids = data.draw(st.integers(1, max_asids), label="asids")
+    maps = data.draw(premaps(kw["paging"], nasids), label="premaps")
+    recs = data.draw(traces(kw["paging"], kw["cpus"], nasids), label="trace")
+    cuts = data.draw(st.lists(st.integers(0, len(recs)), max_size=max_cuts), label="cuts")
+    calls = data.draw(st.lists(st.none() | api_calls(kw["paging"], nasids),
+                               max_size=max_calls), label="api calls before chunks")
+    return maps, recs, cuts, calls
+
+
 @given(data=st.data())
 def test_engine_matches_reference(data):
     cfg, kw = data.draw(configs(), label="config")
-    nasids = data.draw(st.integers(1, 4), label="asids")
-    maps = data.draw(premaps(kw["paging"], nasids), label="premaps")
-    recs = data.draw(traces(kw["paging"], kw["cpus"], nasids), label="trace")
-    cuts = data.draw(st.lists(st.integers(0, len(recs)), max_size=3), label="cuts")
-    calls = data.draw(st.lists(st.none() | api_calls(kw["paging"], nasids), max_size=4),
-                      label="api calls before chunks")
+    maps, recs, cuts, calls = draw_scenario(data, kw)
     note(f"tlbs={cfg.tlbs} psc={cfg.psc} psc_policy={cfg.psc_policy} "
          f"allocator={cfg.allocator} kw={kw}")
     event(f"mode {kw['paging']}")

@@ -19,8 +19,7 @@ import mmucore.mmu as engine
 from pyapi.config import MMUConfig, TLBConfig
 from pyapi.mmu import MMU
 from reference_mmu import ReferenceMMU
-from test_mmu_differential import (LARGE, api_call, api_calls, apply_premaps, diff,
-                                   premaps, to_chunk, traces)
+from test_mmu_differential import LARGE, api_call, apply_premaps, diff, draw_scenario, to_chunk
 
 LEAN_MODES = ["pae", "x86_64", "la57"]
 # (entries, ways): power-of-two set counts, 1..64 ways, the preset shapes among them
@@ -131,12 +130,7 @@ def tables(mmu):
 @given(data=st.data())
 def test_lean_path_matches_generic_path_and_reference(data):
     cfg, kw = data.draw(lean_configs(), label="config")
-    nasids = data.draw(st.integers(1, 3), label="asids")
-    maps = data.draw(premaps(kw["paging"], nasids), label="premaps")
-    recs = data.draw(traces(kw["paging"], kw["cpus"], nasids), label="trace")
-    cuts = data.draw(st.lists(st.integers(0, len(recs)), max_size=2), label="cuts")
-    calls = data.draw(st.lists(st.none() | api_calls(kw["paging"], nasids), max_size=3),
-                      label="api calls before chunks")
+    maps, recs, cuts, calls = draw_scenario(data, kw, max_asids=3, max_cuts=2, max_calls=3)
     note(f"tlbs={cfg.tlbs} psc={cfg.psc} kw={kw}")
     event(f"mode {kw['paging']}, {kw['inclusion']}")
     # (the reference on one example in four: it is the slow part, and the generic path
