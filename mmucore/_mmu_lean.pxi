@@ -7,8 +7,8 @@
 # table's counters around each walk and walks with any entry width. For the
 # configurations of the CPU presets (every TLB structure and paging-structure cache LRU,
 # FIFO or PLRU, found by a tag scan of its set: at most 64 ways, a power-of-two set
-# count; an inclusive or non-inclusive hierarchy; 8-byte entries: PAE, 4-level,
-# 5-level) this path does the same work with fewer choices made per access:
+# count; an inclusive or non-inclusive hierarchy; any paging mode) this path does the
+# same work with fewer choices made per access:
 # * the probes, hit updates and fills call the engine/policy bodies of _tlb_core.pxi
 #   directly (a structure's engine and policy picked by a predictable branch); each side
 #   probes only the level-1 and level-2 structures that can hold an entry (the sizes the
@@ -73,7 +73,7 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
     cdef intp_t k, j
     cdef uint32_t L, code
     cdef MMUCpu* c
-    if m.inclusion == INCL_EXCLUSIVE or m.mode == MODE_X86_32:
+    if m.inclusion == INCL_EXCLUSIVE:
         return False
     for k in range(m.cpus):
         c = &m.cpu[k]
@@ -235,7 +235,7 @@ cdef int _lean_walk_generic(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint
 
 cdef inline uint64_t* _lean_entry(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
                                   paddr_t pa) noexcept nogil:
-    # _page + the entry offset, with the pool's fields in the caller's registers
+    # _page + the entry offset (8-byte entries), with the pool's fields in registers
     cdef uint64_t pfn = pa >> 12
     cdef intp_t slot = 0
     if (pfn >> 10) < dir_len:
@@ -243,11 +243,26 @@ cdef inline uint64_t* _lean_entry(uint64_t* pool, uint32_t** slot_dir, uint64_t 
     return pool + (slot << 9) + ((pa >> 3) & 511)
 
 
+cdef inline Ent* _lean_ent(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len, paddr_t pa,
+                           Ent* width) noexcept nogil:
+    # the entry at pa, of either width
+    cdef uint64_t pfn = pa >> 12
+    cdef intp_t slot = 0
+    if Ent is uint32_t:
+        if (pfn >> 10) < dir_len:
+            slot = slot_dir[pfn >> 10][pfn & 1023]
+        return (<uint32_t*>(pool + (slot << 9))) + ((pa >> 2) & 1023)
+    else:
+        return _lean_entry(pool, slot_dir, dir_len, pa)
+
+
 cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_t va,
-                           uint32_t acc, uint32_t asid, LeanKind* kd) except -1 nogil:
-    """_mmu_walk for a walk that translates without a fault (8-byte entries: the index
-    of level L is bits 12 + 9L .. 20 + 9L of va): a read-only descent first, then the
-    walk's effects; otherwise the generic walk."""
+                           uint32_t acc, uint32_t asid, LeanKind* kd,
+                           Ent* width) except -1 nogil:
+    """_mmu_walk for a walk that translates without a fault: a read-only descent
+    first, then the walk's effects; otherwise the generic walk. 8-byte entries: the
+    index of level L is bits 12 + 9L .. 20 + 9L of va (constants); 4-byte entries
+    (32-bit paging): the table's shifts and masks."""
     cdef PTState* s = m.pt[asid]
     cdef TLBState* psc = c.psc
     cdef uint32_t pmask = m.psc_mask, missed = 0
@@ -257,11 +272,11 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     cdef uint64_t e, dd, vmask, sz, paddr, flags, addr_mask, vm, key
     cdef uint64_t rw = 1, us = 1, xd = 0
     cdef uint32_t sh, code
-    cdef uint64_t* ep
+    cdef Ent* ep
     cdef uint64_t* pool
     cdef uint32_t** slot_dir
     cdef uint64_t dir_len
-    cdef uint64_t* path_p[5]
+    cdef Ent* path_p[5]
     cdef uint64_t path_e[5]
     cdef uint64_t path_perm[5]
     cdef bint prot, glob
@@ -294,7 +309,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     if pmask:
         for k in range(1, L + 1):
             if (pmask >> k) & 1:
-                key = vm >> (12 + 9 * k)
+                key = vm >> (s.shift[k] if Ent is uint32_t else 12 + 9 * k)
                 hs = <intp_t>(key & psc[k].set_mask)
                 he = _lean_find(&psc[k], hs, key << 2, asid, kd)
                 if he >= 0:
@@ -309,7 +324,12 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
                 missed |= 1u << k
     L = start
     while True:
-        ep = _lean_entry(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8)
+        if Ent is uint32_t:
+            ep = _lean_ent(pool, slot_dir, dir_len,
+                           table + ((va >> s.shift[L]) & s.idx_mask[L]) * 4, width)
+        else:
+            ep = _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
+                           width)
         e = ep[0]
         if not (e & PTE_P) or (e & s.rsvd[2 * L + ((e >> 7) & 1)]):
             return _lean_walk_generic(m, c, d, va, acc, asid)
@@ -356,16 +376,22 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     c.c[C_WALK_REFS] += <uint64_t>(start - leaf + 1)
     for k in range(start, leaf, -1):
         if not (path_e[k] & PTE_A):
-            path_p[k][0] = path_e[k] | PTE_A
+            path_p[k][0] = <Ent>(path_e[k] | PTE_A)
         if (pmask >> k) & 1:
-            _lean_fill(&psc[k], (vm >> (12 + 9 * k)) << 12, asid, PS_4K,
+            _lean_fill(&psc[k], (vm >> (s.shift[k] if Ent is uint32_t else 12 + 9 * k)) << 12,
+                       asid, PS_4K,
                        (path_e[k] & addr_mask) | path_perm[k], False, kd)
     flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
     if (e & flags) != flags:
-        ep[0] = ep[0] | flags          # re-read: a non-leaf A write may alias it
+        ep[0] = <Ent>(ep[0] | flags)   # re-read: a non-leaf A write may alias it
     if leaf == 0:
         code = PS_4K
         paddr = (e & addr_mask) | (va & 4095)
+    elif Ent is uint32_t:               # a 4M page, PSE-36 bits 20:13 -> address 39:32
+        sz = (<uint64_t>1) << s.shift[leaf]
+        code = PS_4M
+        paddr = (e & <uint64_t>0xFFC00000) | \
+            (((e >> 13) & ((((<uint64_t>1) << (s.maxphyaddr - 32))) - 1)) << 32) | (va & (sz - 1))
     else:
         sz = (<uint64_t>1) << (12 + 9 * leaf)
         code = s.leaf_code[leaf]
@@ -509,4 +535,6 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
                 _lean_l2_hit(m, c, d, t, st, e, va, kd)
                 return 0
     c.c[C_L2_MISSES] += 1
-    return _lean_walk(m, c, ln, d, va, acc, asid, kd)
+    if m.mode == MODE_X86_32:
+        return _lean_walk(m, c, ln, d, va, acc, asid, kd, <uint32_t*>NULL)
+    return _lean_walk(m, c, ln, d, va, acc, asid, kd, <uint64_t*>NULL)

@@ -647,7 +647,7 @@ cdef inline void _prefetch_ahead(PTState* s, const vaddr_t* addr, intp_t i,
 
 
 # ----------------------------------------------------------------------------------------
-# the lean path of the batch loop (LRU/FIFO/PLRU tag-scanned structures, 8-byte entries)
+# the lean path of the batch loop (LRU/FIFO/PLRU tag-scanned structures)
 
 include "_mmu_lean.pxi"
 
@@ -1200,7 +1200,7 @@ cdef class MMUCore:
     def lean(self):
         """Whether batches without per-record outputs take the lean path (every
         structure LRU, FIFO or PLRU with at most 64 ways and a power-of-two set count, a
-        non-exclusive hierarchy, 8-byte entries) and it is enabled (set_lean)."""
+        non-exclusive hierarchy) and it is enabled (set_lean)."""
         cdef _Lean ln
         return bool(_lean_enabled and _lean_setup(&self.st, &ln))
 

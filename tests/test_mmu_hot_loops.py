@@ -27,7 +27,8 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            f"{name}[__pyx_fuse_{k}]" for k in (0, 1)
            for name in ("_lean_find", "_lean_probe", "_lean_touch", "_lean_fill",
                         "_lean_remove_match", "_lean_fill_l1", "_lean_fill_l2",
-                        "_lean_walk", "_lean_l2_hit", "_lean_access")]
+                        "_lean_l2_hit", "_lean_access", "_lean_ent")] + [
+           f"_lean_walk[__pyx_fuse_{k}_{w}]" for k in (0, 1) for w in (0, 1)]
 
 
 def test_kernels_have_no_python_interaction(tmp_path):

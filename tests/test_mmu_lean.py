@@ -2,14 +2,14 @@
 the reference model.
 
 Batches without per-record outputs take the lean path when every TLB structure and PSC
-is LRU, FIFO or PLRU with at most 64 ways and a power-of-two set count, the hierarchy is
-not exclusive and entries are 8 bytes (PAE, 4-level, 5-level). These tests draw exactly
-such configurations (including the 12- and 16-way sets of the presets' STLBs and the
-fully associative 32..64-entry L1 TLBs of the Zen and Cortex presets), replay random
-multi-CPU, multi-ASID traces with control ops, page-crossing accesses, faults, demand
-paging and API calls between chunks, and require identical counters from the lean path,
-the generic path (``mmucore.mmu.set_lean(False)``) and tests/reference_mmu.py, plus
-identical page-table entries (A/D bits) afterwards.
+is LRU, FIFO or PLRU with at most 64 ways and a power-of-two set count and the hierarchy
+is not exclusive, in any paging mode. These tests draw exactly such configurations
+(including the 12- and 16-way sets of the presets' STLBs and the fully associative
+32..64-entry L1 TLBs of the Zen and Cortex presets), replay random multi-CPU, multi-ASID
+traces with control ops, page-crossing accesses, faults, demand paging and API calls
+between chunks, and require identical counters from the lean path, the generic path
+(``mmucore.mmu.set_lean(False)``) and tests/reference_mmu.py, plus identical page-table
+entries (A/D bits) afterwards.
 """
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ from pyapi.mmu import MMU
 from reference_mmu import ReferenceMMU
 from test_mmu_differential import LARGE, api_call, apply_premaps, diff, draw_scenario, to_chunk
 
-LEAN_MODES = ["pae", "x86_64", "la57"]
+LEAN_MODES = ["x86_32", "pae", "x86_64", "la57"]
 # (entries, ways): power-of-two set counts, 1..64 ways, the preset shapes among them
 LEAN_GEOMS = [(1, 1), (2, 1), (2, 2), (4, 4), (8, 2), (8, 4), (16, 4), (12, 12), (24, 12),
               (16, 16), (32, 16), (8, 8), (6, 3), (10, 5), (24, 24), (48, 48), (64, 64),
@@ -44,7 +44,7 @@ def geometry(draw):
 def lean_configs(draw):
     mode = draw(st.sampled_from(LEAN_MODES))
     large = LARGE[mode]
-    gig = mode != "pae"
+    gig = mode in ("x86_64", "la57")
     tlbs = []
     for side, prefix in (("data", "d"), ("instruction", "i")):
         layout = draw(st.sampled_from(["per_size", "shared", "4k_only", "splinter"]))
@@ -87,7 +87,8 @@ def lean_configs(draw):
                 psc[name] = (e, w)
     cfg = MMUConfig(name="lean", tlbs=tuple(tlbs[:8]), psc=psc,
                     user=draw(st.sampled_from([True, True, False])),
-                    psc_policy=draw(st.sampled_from(["lru", "fifo", "plru"])), phys_mem="16G",
+                    psc_policy=draw(st.sampled_from(["lru", "fifo", "plru"])),
+                    phys_mem="4G" if mode == "x86_32" else "16G",
                     allocator=draw(st.sampled_from(["sequential", "random"])))
     kw = dict(paging=mode, huge_pages=draw(st.sampled_from(["never", "thp", "always"])),
               pcid=gig and draw(st.booleans()), cpus=draw(st.integers(1, 3)),
@@ -149,7 +150,8 @@ def test_lean_path_matches_generic_path_and_reference(data):
                                            ("skylake", "pae"), ("nehalem", "x86_64"),
                                            ("golden_cove", "x86_64"), ("zen2", "x86_64"),
                                            ("zen3", "pae"), ("cortex_a76", "x86_64"),
-                                           ("pentium4", "x86_64")])
+                                           ("pentium4", "x86_64"), ("p6", "x86_32"),
+                                           ("pentium4", "x86_32")])
 def test_presets_on_the_lean_path(preset, paging):
     """Preset hierarchies on a longer random stream (stores, instruction fetches, 2M
     pages under THP, a context switch): lean and generic give the same counters."""
@@ -179,7 +181,7 @@ def test_which_configurations_take_the_lean_path():
     base = dict(paging="x86_64", huge_pages="never")
     assert MMU.from_preset("skylake", **base).core.lean()
     assert MMU.from_preset("p6", paging="pae").core.lean()
-    assert not MMU.from_preset("p6", paging="x86_32").core.lean()      # 4-byte entries
+    assert MMU.from_preset("p6", paging="x86_32").core.lean()
     assert not MMU.from_preset("skylake", inclusion="exclusive", **base).core.lean()
     lfu = MMUConfig("t", tlbs=(TLBConfig("dtlb", 1, "data", 16, 4, ("4K",), policy="lfu"),))
     assert not MMU(lfu, paging="x86_64").core.lean()
