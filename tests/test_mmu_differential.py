@@ -39,14 +39,22 @@ IGNORE = set(filter(None, os.environ.get("MMU_DIFF_IGNORE", "").split(",")))
 
 
 # ---------------------------------------------------------------------------- configs
-def geometry(draw):
-    e, w = draw(st.sampled_from(GEOMS))
-    return dict(entries=e, ways=w, policy=draw(st.sampled_from(POLICIES)))
+# PSC shapes (entries, ways): 1 or 2 ways, 1 or 2 sets
+PSC_SHAPES = [(1, 1), (2, 1), (2, 2), (4, 2)]
+INCLUSIONS = ["inclusive", "non-inclusive", "exclusive"]
 
 
 @st.composite
-def configs(draw):
-    mode = draw(st.sampled_from(MODES))
+def configs(draw, modes=MODES, geoms=GEOMS, policies=POLICIES, psc_policies=POLICIES,
+            psc_shapes=PSC_SHAPES, inclusions=INCLUSIONS, max_cpus=4):
+    """(MMUConfig, MMU keyword arguments): a random hierarchy of the given geometries
+    and policies in one of `modes` (tests/test_mmu_lean.py narrows them to the lean
+    path's configurations)."""
+    def geometry():
+        e, w = draw(st.sampled_from(geoms))
+        return dict(entries=e, ways=w, policy=draw(st.sampled_from(policies)))
+
+    mode = draw(st.sampled_from(modes))
     large = LARGE[mode]
     gig = mode in ("x86_64", "la57")
     tlbs = []
@@ -56,52 +64,57 @@ def configs(draw):
                                       ["per_size", "shared", "4k_only", "splinter"]))
         if layout == "per_size":
             tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                  **geometry(draw)))
-            big = (large, "1G") if gig and draw(st.booleans()) else (large,)
+                                  **geometry()))
+            gig_here = gig and draw(st.sampled_from(["none", "with_large", "own"]))
+            big = (large, "1G") if gig_here == "with_large" else (large,)
             tlbs.append(TLBConfig(f"{prefix}tlb_large", 1, side, page_sizes=big,
-                                  **geometry(draw)))
+                                  **geometry()))
+            if gig_here == "own":
+                tlbs.append(TLBConfig(f"{prefix}tlb_1g", 1, side, page_sizes=("1G",),
+                                      **geometry()))
         elif layout == "shared":
             sizes = ("4K", large) + (("1G",) if gig and draw(st.booleans()) else ())
-            tlbs.append(TLBConfig(f"{prefix}tlb", 1, side, page_sizes=sizes, **geometry(draw)))
+            tlbs.append(TLBConfig(f"{prefix}tlb", 1, side, page_sizes=sizes, **geometry()))
         elif layout == "4k_only":
             tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                  **geometry(draw)))
+                                  **geometry()))
         elif layout == "splinter":
             # large pages in 4K pieces (Pentium 4 ITLB); 1G in 2M pieces (Zen 2)
             if gig and draw(st.booleans()):
                 tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                      **geometry(draw)))
+                                      **geometry()))
                 tlbs.append(TLBConfig(f"{prefix}tlb_2m", 1, side, page_sizes=("2M",),
-                                      splinter={"1G": "2M"}, **geometry(draw)))
+                                      splinter={"1G": "2M"}, **geometry()))
             else:
                 splinter = {large: "4K", "1G": "4K"} if gig else {large: "4K"}
                 tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                      splinter=splinter, **geometry(draw)))
-    l2 = draw(st.sampled_from(["none", "unified", "split", "unified_splinter"]))
+                                      splinter=splinter, **geometry()))
+    l2 = draw(st.sampled_from(["none", "unified", "split", "unified_splinter", "skylake"]))
     if l2 == "unified":
-        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large),
-                              **geometry(draw)))
+        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large), **geometry()))
     elif l2 == "unified_splinter":
         tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large),
-                              splinter={"1G": large} if gig else {}, **geometry(draw)))
+                              splinter={"1G": large} if gig else {}, **geometry()))
     elif l2 == "split":
-        tlbs.append(TLBConfig("l2_d", 2, "data", page_sizes=("4K", large), **geometry(draw)))
-        tlbs.append(TLBConfig("l2_i", 2, "instruction", page_sizes=("4K",), **geometry(draw)))
+        tlbs.append(TLBConfig("l2_d", 2, "data", page_sizes=("4K", large), **geometry()))
+        tlbs.append(TLBConfig("l2_i", 2, "instruction", page_sizes=("4K",), **geometry()))
+    elif l2 == "skylake":                     # 4K/large STLB plus a separate 1G one
+        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large), **geometry()))
+        if gig:
+            tlbs.append(TLBConfig("stlb_1g", 2, "unified", page_sizes=("1G",), **geometry()))
     psc = {}
     if draw(st.booleans()):
         for name in ("pde", "pdpte", "pml4e", "pml5e"):
             if draw(st.booleans()):
-                ways = draw(st.sampled_from([1, 2]))
-                psc[name] = (ways * draw(st.sampled_from([1, 2])), ways)
-    cfg = MMUConfig(name="random", tlbs=tuple(tlbs), psc=psc,
+                psc[name] = draw(st.sampled_from(psc_shapes))
+    cfg = MMUConfig(name="random", tlbs=tuple(tlbs[:8]), psc=psc,
                     user=draw(st.sampled_from([True, True, True, False])),
-                    psc_policy=draw(st.sampled_from(POLICIES)),
+                    psc_policy=draw(st.sampled_from(psc_policies)),
                     phys_mem="4G" if mode == "x86_32" else "16G",
                     allocator=draw(st.sampled_from(["sequential", "sequential", "random"])))
     kw = dict(paging=mode, huge_pages=draw(st.sampled_from(["never", "thp", "always"])),
-              pcid=gig and draw(st.booleans()), cpus=draw(st.integers(1, 4)),
-              inclusion=draw(st.sampled_from(["inclusive", "non-inclusive", "exclusive"])),
-              seed=draw(st.integers(0, 1000)))
+              pcid=gig and draw(st.booleans()), cpus=draw(st.integers(1, max_cpus)),
+              inclusion=draw(st.sampled_from(inclusions)), seed=draw(st.integers(0, 1000)))
     return cfg, kw
 
 

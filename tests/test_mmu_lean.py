@@ -19,7 +19,7 @@ import mmucore.mmu as engine
 from pyapi.config import MMUConfig, TLBConfig
 from pyapi.mmu import MMU
 from reference_mmu import ReferenceMMU
-from test_mmu_differential import LARGE, api_call, apply_premaps, diff, draw_scenario, to_chunk
+from test_mmu_differential import api_call, apply_premaps, configs, diff, draw_scenario, to_chunk
 
 LEAN_MODES = ["x86_32", "pae", "x86_64", "la57"]
 # (entries, ways): power-of-two set counts, 1..64 ways, the preset shapes among them
@@ -35,66 +35,12 @@ def _lean_on():
     engine.set_lean(old)
 
 
-def geometry(draw):
-    e, w = draw(st.sampled_from(LEAN_GEOMS))
-    return dict(entries=e, ways=w, policy=draw(st.sampled_from(["lru", "lru", "fifo", "plru"])))
-
-
-@st.composite
-def lean_configs(draw):
-    mode = draw(st.sampled_from(LEAN_MODES))
-    large = LARGE[mode]
-    gig = mode in ("x86_64", "la57")
-    tlbs = []
-    for side, prefix in (("data", "d"), ("instruction", "i")):
-        layout = draw(st.sampled_from(["per_size", "shared", "4k_only", "splinter"]))
-        if layout == "per_size":
-            tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                  **geometry(draw)))
-            tlbs.append(TLBConfig(f"{prefix}tlb_{large}", 1, side, page_sizes=(large,),
-                                  **geometry(draw)))
-            if gig and draw(st.booleans()):
-                tlbs.append(TLBConfig(f"{prefix}tlb_1g", 1, side, page_sizes=("1G",),
-                                      **geometry(draw)))
-        elif layout == "shared":
-            sizes = ("4K", large) + (("1G",) if gig and draw(st.booleans()) else ())
-            tlbs.append(TLBConfig(f"{prefix}tlb", 1, side, page_sizes=sizes, **geometry(draw)))
-        elif layout == "4k_only":
-            tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                  **geometry(draw)))
-        else:
-            splinter = {large: "4K", "1G": "4K"} if gig else {large: "4K"}
-            tlbs.append(TLBConfig(f"{prefix}tlb_4k", 1, side, page_sizes=("4K",),
-                                  splinter=splinter, **geometry(draw)))
-    l2 = draw(st.sampled_from(["none", "unified", "split", "skylake"]))
-    if l2 == "unified":
-        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large),
-                              splinter={"1G": large} if gig else {}, **geometry(draw)))
-    elif l2 == "split":
-        tlbs.append(TLBConfig("l2_d", 2, "data", page_sizes=("4K", large), **geometry(draw)))
-        tlbs.append(TLBConfig("l2_i", 2, "instruction", page_sizes=("4K",), **geometry(draw)))
-    elif l2 == "skylake":                     # 4K/large STLB plus a separate 1G one
-        tlbs.append(TLBConfig("stlb", 2, "unified", page_sizes=("4K", large),
-                              **geometry(draw)))
-        if gig:
-            tlbs.append(TLBConfig("stlb_1g", 2, "unified", page_sizes=("1G",),
-                                  **geometry(draw)))
-    psc = {}
-    if draw(st.booleans()):
-        for name in ("pde", "pdpte", "pml4e", "pml5e"):
-            if draw(st.booleans()):
-                e, w = draw(st.sampled_from([(1, 1), (2, 2), (4, 2), (8, 8), (4, 4)]))
-                psc[name] = (e, w)
-    cfg = MMUConfig(name="lean", tlbs=tuple(tlbs[:8]), psc=psc,
-                    user=draw(st.sampled_from([True, True, False])),
-                    psc_policy=draw(st.sampled_from(["lru", "fifo", "plru"])),
-                    phys_mem="4G" if mode == "x86_32" else "16G",
-                    allocator=draw(st.sampled_from(["sequential", "random"])))
-    kw = dict(paging=mode, huge_pages=draw(st.sampled_from(["never", "thp", "always"])),
-              pcid=gig and draw(st.booleans()), cpus=draw(st.integers(1, 3)),
-              inclusion=draw(st.sampled_from(["inclusive", "non-inclusive"])),
-              seed=draw(st.integers(0, 1000)))
-    return cfg, kw
+def lean_configs():
+    """Random hierarchies that take the lean path (test_mmu_differential.configs with
+    lean geometries, policies and inclusions)."""
+    return configs(modes=LEAN_MODES, geoms=LEAN_GEOMS, policies=["lru", "lru", "fifo", "plru"],
+                   psc_policies=["lru", "fifo", "plru"], inclusions=["inclusive", "non-inclusive"],
+                   psc_shapes=[(1, 1), (2, 2), (4, 2), (8, 8), (4, 4)], max_cpus=3)
 
 
 def run(cfg, kw, maps, recs, cuts, calls, lean, reference):
