@@ -681,6 +681,24 @@ cdef intp_t mmu_run(MMUState* m, const vaddr_t* addr, const uint8_t* op,
     return _run(m, addr, op, size, cpu, n, out)
 
 
+cdef inline int _lean_op(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
+                         uint32_t op) except -1 nogil:
+    # one memory op through the lean path's copy for this configuration
+    if ln.scan_only:
+        return _lean_access(m, c, ln, va, op, <_LeanScan*>NULL)
+    return _lean_access(m, c, ln, va, op, <_LeanAny*>NULL)
+
+
+cdef inline void _count_memo_hits(MMUCpu* c, uint32_t d, uint64_t run) noexcept nogil:
+    # `run` memory ops of side d on the memo page: L1 hits that change no state
+    cdef TLBState* t = &c.tlb[c.memo_tlb[d]]
+    t.accesses += run
+    t.hits += run
+    c.c[C_ACCESSES] += run
+    c.c[C_TRANSLATIONS] += run
+    c.c[C_L1_HITS] += run
+
+
 cdef inline uint64_t _last_byte(vaddr_t va, uint32_t sz) noexcept nogil:
     # the last byte of an access of sz bytes (0 means 1); wraps past 2**64 - 1
     return va + sz - (sz != 0)
@@ -722,10 +740,9 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
     # count: accesses, translations, l1_hits, the memo structure's accesses/hits), unless
     # the memo structure's policy changes state on a hit (LFU, SRRIP). Everything else
     # (other pages, page-crossing accesses, control ops) goes through _access/_control.
-    cdef intp_t i = 0, j, ci = 0, run
+    cdef intp_t i = 0, j, ci = 0
     cdef uint64_t pos0 = m.position
     cdef MMUCpu* c
-    cdef TLBState* t
     cdef uint32_t o = OP_LOAD, o2, d, sh, sz = 1
     cdef uint64_t vpn, va, last, ptes0
     # the last record whose walk read a PTE: prefetch when it is the previous record (a
@@ -775,13 +792,7 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
                 elif (va >> sh) != vpn:
                     break
                 j += 1
-            run = j - i
-            t = &c.tlb[c.memo_tlb[d]]
-            t.accesses += <uint64_t>run
-            t.hits += <uint64_t>run
-            c.c[C_ACCESSES] += <uint64_t>run
-            c.c[C_TRANSLATIONS] += <uint64_t>run
-            c.c[C_L1_HITS] += <uint64_t>run
+            _count_memo_hits(c, d, <uint64_t>(j - i))
             i = j
             continue
         m.position = pos0 + <uint64_t>i
@@ -789,10 +800,7 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
             _prefetch_ahead(m.pt[c.asid], addr, i, &ahead)
         ptes0 = c.c[C_WALK_REFS_PTE]
         if ln != NULL and ((va ^ last) >> 12) == 0:
-            if ln.scan_only:
-                _lean_access(m, c, ln, va, o, <_LeanScan*>NULL)
-            else:
-                _lean_access(m, c, ln, va, o, <_LeanAny*>NULL)
+            _lean_op(m, c, ln, va, o)
         else:
             _access(m, c, va, o, sz, NULL, i)
         if c.c[C_WALK_REFS_PTE] != ptes0:
@@ -838,10 +846,9 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
                        _Lean* ln) except -1 nogil:
     # one CPU's loads of one byte: runs of memo hits are counted in a tight loop
     cdef MMUCpu* c = &m.cpu[0]
-    cdef intp_t i = 0, j, run
+    cdef intp_t i = 0, j
     cdef uint32_t sh
     cdef uint64_t vpn, ptes0
-    cdef TLBState* t
     cdef intp_t walked = -2
     cdef _Ahead ahead
     _ahead_init(&ahead)
@@ -852,23 +859,15 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
             j = _memo_run4(addr, NULL, i + 1, n, sh, vpn)
             while j < n and (addr[j] >> sh) == vpn:
                 j += 1
-            run = j - i
-            t = &c.tlb[c.memo_tlb[SIDE_DATA]]
-            t.accesses += <uint64_t>run
-            t.hits += <uint64_t>run
-            c.c[C_ACCESSES] += <uint64_t>run
-            c.c[C_TRANSLATIONS] += <uint64_t>run
-            c.c[C_L1_HITS] += <uint64_t>run
-            m.position += <uint64_t>run
+            _count_memo_hits(c, SIDE_DATA, <uint64_t>(j - i))
+            m.position += <uint64_t>(j - i)
             i = j
             continue
         if PREFETCH_ON and walked == i - 1 and i + 2 * PREFETCH_AHEAD < n and m.pt[c.asid] != NULL:
             _prefetch_ahead(m.pt[c.asid], addr, i, &ahead)
         ptes0 = c.c[C_WALK_REFS_PTE]
-        if ln != NULL and ln.scan_only:
-            _lean_access(m, c, ln, addr[i], OP_LOAD, <_LeanScan*>NULL)
-        elif ln != NULL:
-            _lean_access(m, c, ln, addr[i], OP_LOAD, <_LeanAny*>NULL)
+        if ln != NULL:
+            _lean_op(m, c, ln, addr[i], OP_LOAD)
         else:
             _access(m, c, addr[i], OP_LOAD, 1, NULL, i)
         if c.c[C_WALK_REFS_PTE] != ptes0:
