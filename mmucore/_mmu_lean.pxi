@@ -75,28 +75,24 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
     cdef MMUCpu* c
     if m.inclusion == INCL_EXCLUSIVE:
         return False
+    ln.scan_only = True
     for k in range(m.cpus):
         c = &m.cpu[k]
         for j in range(m.n_tlbs):
             if not _lean_struct_ok(&c.tlb[j]):
                 return False
+            ln.scan_only = ln.scan_only and _lean_scan_ok(&c.tlb[j])
         for L in range(1, PT_MAX_LEVELS):
-            if (m.psc_mask >> L) & 1 and not _lean_struct_ok(&c.psc[L]):
-                return False
+            if (m.psc_mask >> L) & 1:
+                if not _lean_struct_ok(&c.psc[L]):
+                    return False
+                ln.scan_only = ln.scan_only and _lean_scan_ok(&c.psc[L])
     for code in range(4):
         ln.l1_with[code] = 0
         for j in range(m.n_tlbs):
             if m.level[j] == 1 and (m.cpu[0].tlb[j].size_mask >> code) & 1:
                 ln.l1_with[code] |= 1u << j
     ln.cpu = NULL
-    ln.scan_only = True
-    for k in range(m.cpus):
-        c = &m.cpu[k]
-        for j in range(m.n_tlbs):
-            ln.scan_only = ln.scan_only and _lean_scan_ok(&c.tlb[j])
-        for L in range(1, PT_MAX_LEVELS):
-            if (m.psc_mask >> L) & 1:
-                ln.scan_only = ln.scan_only and _lean_scan_ok(&c.psc[L])
     for k in range(m.cpus):
         c = &m.cpu[k]
         for j in range(m.n_tlbs):
@@ -233,27 +229,14 @@ cdef int _lean_walk_generic(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint
     return _mmu_walk(m, c, d, va, acc, asid, &tr)
 
 
-cdef inline uint64_t* _lean_entry(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
-                                  paddr_t pa) noexcept nogil:
-    # _page + the entry offset (8-byte entries), with the pool's fields in registers
+cdef inline Ent* _lean_ent(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len, paddr_t pa,
+                           Ent* width) noexcept nogil:
+    # _ent_ptr (the entry at pa, of either width), with the pool's fields in registers
     cdef uint64_t pfn = pa >> 12
     cdef intp_t slot = 0
     if (pfn >> 10) < dir_len:
         slot = slot_dir[pfn >> 10][pfn & 1023]
-    return pool + (slot << 9) + ((pa >> 3) & 511)
-
-
-cdef inline Ent* _lean_ent(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len, paddr_t pa,
-                           Ent* width) noexcept nogil:
-    # the entry at pa, of either width
-    cdef uint64_t pfn = pa >> 12
-    cdef intp_t slot = 0
-    if Ent is uint32_t:
-        if (pfn >> 10) < dir_len:
-            slot = slot_dir[pfn >> 10][pfn & 1023]
-        return (<uint32_t*>(pool + (slot << 9))) + ((pa >> 2) & 1023)
-    else:
-        return _lean_entry(pool, slot_dir, dir_len, pa)
+    return (<Ent*>(pool + (slot << 9))) + ((pa & 4095) // sizeof(Ent))
 
 
 cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_t va,

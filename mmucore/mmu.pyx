@@ -615,12 +615,14 @@ cdef inline void _prefetch_leaf8(PTState* s, vaddr_t va, _Ahead* r) noexcept nog
             r.pd_pt = s
             r.pd_key = va >> 30
             r.pd_table = table
-        e = _lean_entry(s.pool, s.slot_dir, s.dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8)[0]
+        e = _lean_ent(s.pool, s.slot_dir, s.dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
+                      <uint64_t*>NULL)[0]
         if (e & (PTE_P | PTE_PS)) != PTE_P:
             return
         table = e & s.addr_mask
         L -= 1
-    _prefetch(_lean_entry(s.pool, s.slot_dir, s.dir_len, table + ((va >> 12) & 511) * 8))
+    _prefetch(_lean_ent(s.pool, s.slot_dir, s.dir_len, table + ((va >> 12) & 511) * 8,
+                        <uint64_t*>NULL))
 
 
 cdef inline void _prefetch_ahead(PTState* s, const vaddr_t* addr, intp_t i,

@@ -22,7 +22,7 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            "_walk_w[__pyx_fuse_0]", "_walk_w[__pyx_fuse_1]", "_walk_demand", "_finish", "_rd",
            # the lean path (_mmu_lean.pxi; both copies, _LeanScan and _LeanAny) and its
            # prefetch
-           "_lean_setup", "_lean_live", "_lean_walk_generic", "_lean_entry", "_lean_op",
+           "_lean_setup", "_lean_live", "_lean_walk_generic", "_lean_op",
            "_count_memo_hits",
            "_prefetch_leaf8", "_prefetch_ahead"] + [
            f"{name}[__pyx_fuse_{k}]" for k in (0, 1)

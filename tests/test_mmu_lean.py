@@ -111,10 +111,7 @@ def test_presets_on_the_lean_path(preset, paging):
     out = {}
     for lean in (True, False):
         engine.set_lean(lean)
-        try:
-            mmu = MMU.from_preset(preset, paging=paging, huge_pages="thp", cpus=1)
-        except ValueError as exc:                       # a preset without that mode
-            pytest.skip(str(exc))
+        mmu = MMU.from_preset(preset, paging=paging, huge_pages="thp", cpus=1)
         assert mmu.core.lean() == lean
         from pyapi.chunk import TraceChunk
         mmu.replay(TraceChunk(addr, op, size, None), chunk_size=7_000, progress=False)
