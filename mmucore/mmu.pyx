@@ -652,6 +652,7 @@ cdef inline void _prefetch_ahead(PTState* s, const vaddr_t* addr, intp_t i,
 # the lean path of the batch loop (LRU/FIFO/PLRU tag-scanned structures)
 
 include "_mmu_lean.pxi"
+include "_mmu_run4k.pxi"
 
 # Whether mmu_run may take the lean path (tests switch it off to compare the two paths).
 cdef bint _lean_enabled = True
@@ -759,6 +760,11 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
         if cpu != NULL and cpu[i] != ci:
             ci = cpu[i]
             c = &m.cpu[ci]
+        if ln != NULL and _run4k_ok(m, c, ln):
+            j = _run4k(m, c, ln, addr, op, size, cpu, i, n, &ahead)
+            if j > i:
+                i = j
+                continue
         if op != NULL:
             o = op[i]
         if o >= OP_SWITCH:
@@ -855,6 +861,12 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
     cdef _Ahead ahead
     _ahead_init(&ahead)
     while i < n:
+        if ln != NULL and _run4k_ok(m, c, ln):
+            j = _run4k(m, c, ln, addr, NULL, NULL, NULL, i, n, &ahead)
+            m.position += <uint64_t>(j - i)
+            if j > i:
+                i = j
+                continue
         sh = c.memo_shift[SIDE_DATA]
         vpn = c.memo_vpn[SIDE_DATA]
         if (addr[i] >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[SIDE_DATA]]:

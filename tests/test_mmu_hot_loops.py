@@ -24,7 +24,9 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            # prefetch
            "_lean_setup", "_lean_live", "_lean_walk_generic", "_lean_op",
            "_count_memo_hits",
-           "_prefetch_leaf8", "_prefetch_ahead"] + [
+           "_prefetch_leaf8", "_prefetch_ahead",
+           # the 4K run (_mmu_run4k.pxi)
+           "_run4k_ok", "_run4k", "_run4k_flush", "_l1_first"] + [
            f"{name}[__pyx_fuse_{k}]" for k in (0, 1)
            for name in ("_lean_find", "_lean_probe", "_lean_touch", "_lean_fill",
                         "_lean_remove_match", "_lean_fill_l1", "_lean_fill_l2",
@@ -34,7 +36,8 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
 
 def test_kernels_have_no_python_interaction(tmp_path):
     c = translate(tmp_path, "mmu", ("mmu.pyx", "mmu.pxd", "pagetable.pxd", "tlb.pxd",
-                                    "_tlb_core.pxi", "_pt_walk.pxi", "_mmu_lean.pxi", "_rng.pxd",
+                                    "_tlb_core.pxi", "_pt_walk.pxi", "_mmu_lean.pxi", "_mmu_run4k.pxi",
+                                    "_rng.pxd",
                                     "_types.pxd"))
     kernels = function_bodies(c, "mmu", strip_error_exit=True)
     missing = [k for k in KERNELS if k not in kernels]

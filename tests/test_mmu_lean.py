@@ -10,6 +10,10 @@ traces with control ops, page-crossing accesses, faults, demand paging and API c
 between chunks, and require identical counters from the lean path, the generic path
 (``mmucore.mmu.set_lean(False)``) and tests/reference_mmu.py, plus identical page-table
 entries (A/D bits) afterwards.
+
+The 4K run (mmucore/_mmu_run4k.pxi: one CPU's data-side ops over 4K pages, nibble-order
+LRU/FIFO structures, 4- or 5-level tables) is held to the lean path without it
+(``mmucore.mmu.set_run4k(False)``) and to the reference model the same way.
 """
 import numpy as np
 import pytest
@@ -19,7 +23,9 @@ import mmucore.mmu as engine
 from pyapi.config import MMUConfig, TLBConfig
 from pyapi.mmu import MMU
 from reference_mmu import ReferenceMMU
-from test_mmu_differential import api_call, apply_premaps, configs, diff, draw_scenario, to_chunk
+from test_mmu_differential import (FLUSH, FLUSH_ASID, IFETCH, INVLPG, LOAD, MAP, MODIFY, STORE,
+                                   SWITCH, UNMAP, address, api_call, api_calls, apply_premaps,
+                                   configs, diff, draw_scenario, premaps, to_chunk)
 
 LEAN_MODES = ["x86_32", "pae", "x86_64", "la57"]
 # (entries, ways): power-of-two set counts, 1..64 ways, the preset shapes among them
@@ -30,9 +36,10 @@ LEAN_GEOMS = [(1, 1), (2, 1), (2, 2), (4, 4), (8, 2), (8, 4), (16, 4), (12, 12),
 
 @pytest.fixture(autouse=True)
 def _lean_on():
-    old = engine.set_lean(True)
+    old, old4k = engine.set_lean(True), engine.set_run4k(True)
     yield
     engine.set_lean(old)
+    engine.set_run4k(old4k)
 
 
 def lean_configs():
@@ -137,3 +144,104 @@ def test_which_configurations_take_the_lean_path():
     assert not MMU.from_preset("zen4", paging="x86_64").core.lean()     # 72-way dTLB
     engine.set_lean(False)
     assert not MMU.from_preset("skylake", **base).core.lean()
+
+
+def run4k_configs():
+    """Random hierarchies whose data-side 4K stretches take the 4K run: 4- or 5-level
+    tables, nibble-order LRU/FIFO structures (at most 16 ways)."""
+    return configs(modes=["x86_64", "la57"], geoms=[g for g in LEAN_GEOMS if g[1] <= 16],
+                   policies=["lru", "lru", "fifo"], psc_policies=["lru", "fifo"],
+                   inclusions=["inclusive", "non-inclusive"],
+                   psc_shapes=[(1, 1), (2, 2), (4, 2), (8, 8), (4, 4)], max_cpus=3)
+
+
+@st.composite
+def run4k_traces(draw, mode, cpus, nasids, n_max=150):
+    """Traces made mostly of stretches the 4K run takes (one CPU's loads, stores and
+    read-modify-writes within a page), broken by everything that ends one: control ops,
+    instruction fetches, another CPU, page-crossing sizes, faulting addresses."""
+    asids = [0, 1, 2, 4095][:nasids]
+    recs, cpu = [], 0
+    for _ in range(draw(st.integers(1, n_max))):
+        op = draw(st.sampled_from([LOAD] * 12 + [STORE] * 4 + [MODIFY] * 2
+                                  + [IFETCH, SWITCH, INVLPG, FLUSH, FLUSH_ASID, MAP, UNMAP]))
+        if draw(st.integers(0, 15)) == 0:
+            cpu = draw(st.integers(0, cpus - 1))
+        if op == SWITCH or op == FLUSH_ASID:
+            addr = draw(st.sampled_from(asids))
+        elif op == FLUSH:
+            addr = draw(st.integers(0, 3))
+        elif recs and op <= MODIFY and draw(st.integers(0, 2)) == 0:
+            addr = (recs[-1][0] + draw(st.sampled_from([0, 8, 64]))) % (1 << 64)
+        else:
+            addr = address(draw, mode)
+        size = draw(st.sampled_from([1, 8, 8, 8, 0, 64])) if op <= MODIFY else 0
+        recs.append((addr, op, size, cpu))
+    return recs
+
+
+@given(data=st.data())
+def test_run4k_matches_lean_path_and_reference(data):
+    cfg, kw = data.draw(run4k_configs(), label="config")
+    kw["huge_pages"] = data.draw(st.sampled_from(["never", "never", "thp"]), label="huge")
+    nasids = data.draw(st.integers(1, 3), label="asids")
+    maps = data.draw(premaps(kw["paging"], nasids), label="premaps")
+    recs = data.draw(run4k_traces(kw["paging"], kw["cpus"], nasids), label="trace")
+    cuts = data.draw(st.lists(st.integers(0, len(recs)), max_size=2), label="cuts")
+    calls = data.draw(st.lists(st.none() | api_calls(kw["paging"], nasids), max_size=3),
+                      label="api calls before chunks")
+    note(f"tlbs={cfg.tlbs} psc={cfg.psc} kw={kw}")
+    reference = data.draw(st.integers(0, 3), label="with the reference") == 0
+    engine.set_run4k(True)              # (the fixture runs once for all examples)
+    before = engine.run4k_records()
+    fast, ref = run(cfg, kw, maps, recs, cuts, calls, True, reference)
+    event("the 4K run took records" if engine.run4k_records() > before
+          else "the 4K run took none")
+    engine.set_run4k(False)
+    try:
+        slow, _ = run(cfg, kw, maps, recs, cuts, calls, True, False)
+    finally:
+        engine.set_run4k(True)
+    a, b = fast.stats.to_dict(), slow.stats.to_dict()
+    assert not diff(a, b), f"4K run vs lean (with, without): {diff(a, b)}"
+    if ref is not None:
+        assert not diff(a, ref.to_dict()), f"4K run vs reference: {diff(a, ref.to_dict())}"
+    assert tables(fast) == tables(slow)
+
+
+@pytest.mark.parametrize("preset,paging,cpus", [("skylake", "x86_64", 1), ("skylake", "x86_64", 2),
+                                                ("nehalem", "x86_64", 1), ("p6", "pae", 1)])
+def test_presets_with_and_without_the_4k_run(preset, paging, cpus):
+    """Longer streams over 4K pages (loads, stores, read-modify-writes, some instruction
+    fetches, page-crossing accesses, a context switch, an INVLPG, two CPUs): the 4K run,
+    the lean path without it and the generic path give the same counters and tables; the
+    4K run takes most records where it applies (not under PAE)."""
+    from pyapi.chunk import TraceChunk
+    rng = np.random.default_rng(11)
+    n = 60_000
+    # (8 MiB: 2,048 pages, more than the STLBs hold, each demand-mapped once)
+    addr = (0x10000000 + rng.integers(0, 1 << 20, n, dtype=np.uint64) * 8).astype(np.uint64)
+    addr[::7] = 0x10000000 + (np.arange(0, n, 7, dtype=np.uint64) * 64) % (1 << 22)
+    op = rng.choice(np.array([0, 0, 0, 0, 1, 3], np.uint8), n)
+    op[::997] = 2                                       # instruction fetches
+    size = np.full(n, 8, np.uint16)
+    addr[5::1009] |= np.uint64(0xFFC)                   # 8 bytes across a page boundary
+    op[n // 2], addr[n // 2] = 4, 1                     # SWITCH to ASID 1
+    op[n // 3], addr[n // 3] = 5, addr[n // 3 - 1]      # INVLPG
+    cpu = (rng.random(n) < 0.3).astype(np.uint16) if cpus > 1 else None
+    out = {}
+    for mode in ("run4k", "lean", "generic"):
+        engine.set_run4k(mode == "run4k")
+        engine.set_lean(mode != "generic")
+        mmu = MMU.from_preset(preset, paging=paging, huge_pages="never", cpus=cpus)
+        before = engine.run4k_records()
+        mmu.replay(TraceChunk(addr, op, size, cpu), chunk_size=7_000, progress=False)
+        took = engine.run4k_records() - before
+        out[mode] = (mmu.stats.to_dict(), tables(mmu))
+        if mode == "run4k":
+            assert (took > n // 2) if paging != "pae" else took == 0, took
+        else:
+            assert took == 0
+    assert not diff(out["run4k"][0], out["lean"][0])
+    assert not diff(out["run4k"][0], out["generic"][0])
+    assert out["run4k"][1] == out["lean"][1] == out["generic"][1]
