@@ -131,7 +131,7 @@ cdef inline void _l1_first(MMUCpu* c, uint32_t d, int32_t si) noexcept nogil:
 
 cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                    const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
-                   intp_t n, _Ahead* ahead) noexcept nogil:
+                   intp_t n) noexcept nogil:
     """Records i.. of CPU c (cpu[i] is c's, when cpu is given) while they are data-side
     memory ops that the 4K run translates (_run4k_ok holds); returns the first record it
     did not translate (n at the end)."""
@@ -156,16 +156,23 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef bint walked = False, prot
     cdef intp_t i0 = i, j, e, e1 = -1, s1, s2, he = -1, hs = 0, nb
     cdef uint64_t va, vpn, tag, memo = TAG_INVALID, vm, key, dd, ent, flags, pfn
+    cdef uint64_t pd_key = TAG_INVALID  # the prefetch's page directory of 1 GiB va >> 30
+    cdef paddr_t pd_table = 0
     cdef uint64_t rw, us, xd
     cdef paddr_t table
     cdef uint32_t ea
-    cdef int L, k, hitk, start
+    cdef int L, k, hitk, start, q, n_lv = 0, top = <int>s.top
+    cdef int lv[4]                      # the levels with a PSC, PDE cache first
     cdef uint64_t* ep
     cdef uint64_t* path_p[5]
     cdef uint64_t path_e[5]
     cdef uint64_t path_perm[5]
     cdef _Run4k r
     memset(&r, 0, sizeof(r))
+    for k in range(1, top + 1):
+        if (pmask >> k) & 1:
+            lv[n_lv] = k
+            n_lv += 1
     if c.memo_shift[SIDE_DATA] == 12 and c.memo_tlb[SIDE_DATA] == si1:
         memo = c.memo_vpn[SIDE_DATA]
         e1 = c.memo_entry[SIDE_DATA]
@@ -207,7 +214,28 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             i = j
             continue
         if PREFETCH_ON and walked and i + PREFETCH_AHEAD < n:
-            _prefetch_leaf8(s, addr[i + PREFETCH_AHEAD], ahead)
+            # the leaf entry of the record PREFETCH_AHEAD on (as _prefetch_leaf8, with
+            # the table's fields in registers)
+            va = addr[i + PREFETCH_AHEAD]
+            L = top
+            table = s.cr3
+            if pd_key == (va >> 30):
+                table = pd_table
+                L = 1
+            while L:
+                if L == 1:
+                    pd_key = va >> 30
+                    pd_table = table
+                ent = _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
+                                <uint64_t*>NULL)[0]
+                if (ent & (PTE_P | PTE_PS)) != PTE_P:
+                    break
+                table = ent & addr_mask
+                L -= 1
+            if L == 0:
+                _prefetch(_lean_ent(pool, slot_dir, dir_len, table + ((va >> 12) & 511) * 8,
+                                    <uint64_t*>NULL))
+            va = addr[i]
         walked = False
         # (2) the L1 structure, then the L2 structure (4K entries only)
         tag = (vpn << 2) | PS_4K
@@ -246,22 +274,21 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         us = 1
         xd = 0
         hitk = 0
-        start = <int>s.top
-        if pmask:
-            for k in range(1, <int>s.top + 1):
-                if (pmask >> k) & 1:
-                    key = vm >> (12 + 9 * k)
-                    hs = <intp_t>(key & psc[k].set_mask)
-                    he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
-                    if he >= 0:
-                        dd = psc[k].data[he]
-                        table = dd & addr_mask
-                        rw = (dd >> 1) & 1
-                        us = (dd >> 2) & 1
-                        xd = dd >> 63
-                        hitk = k
-                        start = k - 1
-                        break
+        start = top
+        for q in range(n_lv):
+            k = lv[q]
+            key = vm >> (12 + 9 * k)
+            hs = <intp_t>(key & psc[k].set_mask)
+            he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
+            if he >= 0:
+                dd = psc[k].data[he]
+                table = dd & addr_mask
+                rw = (dd >> 1) & 1
+                us = (dd >> 2) & 1
+                xd = dd >> 63
+                hitk = k
+                start = k - 1
+                break
         L = start
         while True:
             ep = _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
