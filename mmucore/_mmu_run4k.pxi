@@ -3,30 +3,45 @@
 # The lean path (_mmu_lean.pxi) translates one memory op per call: it reads the
 # configuration from the MMUState and the TLBStates and adds to a dozen counters in
 # memory every time. Most of a replay, though, is one long stretch in which nothing
-# about the configuration changes: one CPU's data loads and stores over 4 KiB pages,
+# about the configuration changes: one CPU's loads, stores and instruction fetches over
+# 4 KiB pages,
 # every TLB structure and PSC nibble-order LRU/FIFO (the _LeanScan copy: the Skylake,
 # Nehalem and P6 presets), 8-byte entries in 4 or 5 levels. _run4k replays such a
 # stretch in one call:
-# * the L1 and L2 structure of the data side, the page table, the PSCs and the memo live
-#   in locals for the whole run;
+# * each side's L1 and L2 structure and memo, the page table and the PSC levels live in
+#   locals for the whole run;
 # * it counts only L1 hits, L2 hits, walks by the level of their PSC hit and
 #   back-invalidations, and derives every counter the lean path would have added from
 #   them when the run ends (_run4k_flush);
 # * its walk is the lean walk for 8-byte entries and 4K leaves only.
 # It stops, without having changed anything for that record, at the first record it does
-# not handle: another CPU, an instruction fetch or control op, an access that crosses a
-# 4 KiB page, or a walk that does not end in a present 4K leaf the access may use (a
-# not-present entry: demand paging; a fault; a large page). The caller runs that record
+# not handle: another CPU, a control op, an access that crosses a 4 KiB page, an op of a
+# side it does not take (one whose L1 structure is shared with the other side, or that
+# has no single structure for 4K entries), or a walk that does not end in a present 4K
+# leaf the access may use (a not-present entry: demand paging; a fault; a large page). The caller runs that record
 # through the lean or generic path and calls _run4k again. tests/test_mmu_lean.py holds
 # the replay with and without it (set_run4k) to identical counters, page-table bits and
 # reference-model results.
 
 
-cdef struct _Run4k:
-    # what one run counted (the flush derives the counters from these)
+cdef struct _Side4k:
+    # one side (data, instruction) of a 4K run: its structures, its memo, its counts
+    TLBState* t1                # the L1 structure holding its 4K entries (NULL: not taken)
+    TLBState* t2                # the L2 structure holding them (NULL: none)
+    int32_t si1
+    uint64_t mask1
+    uint64_t mask2
+    bint lru1
+    bint lru2
+    uint64_t memo               # page number of the side's memo (TAG_INVALID: none)
+    intp_t e1                   # its L1 entry (-1: none to write back)
     uint64_t ops                # memory ops translated
     uint64_t l1_hits            # including the memo's
     uint64_t l2_hits
+
+
+cdef struct _Run4k:
+    _Side4k side[2]
     uint64_t hit_at[5]          # walks, by the level of their PSC hit (0: none)
     uint64_t back_inv
 
@@ -52,48 +67,80 @@ def run4k_records():
 
 
 cdef inline bint _run4k_ok(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
-    # whether CPU c's data-side memory ops may take the 4K run now
+    # whether CPU c may take the 4K run now (_run4k_side then says which sides)
     cdef PTState* s
-    cdef int32_t s1, s2
     if not _run4k_enabled or not ln.scan_only or c.size_seen != (1u << PS_4K):
         return False
     if c != ln.cpu or c.size_seen != ln.seen:
         _lean_live(m, c, ln)
-    s1 = ln.l1_one[SIDE_DATA]
-    s2 = ln.l2_one[SIDE_DATA]
-    if s1 < 0 or m.fill1[SIDE_DATA][<int>PS_4K] != s1 or m.fill1_code[SIDE_DATA][<int>PS_4K] != PS_4K:
-        return False
-    if s2 == -2:                        # no L2 structure holds anything (or there is none)
-        if m.fill2[SIDE_DATA][<int>PS_4K] >= 0:
-            return False
-    elif s2 < 0 or m.fill2[SIDE_DATA][<int>PS_4K] != s2 \
-            or m.fill2_code[SIDE_DATA][<int>PS_4K] != PS_4K:
-        return False
     s = m.pt[c.asid]
     return s != NULL and s.esize == 8 and s.mode != MODE_PAE
 
 
-cdef void _run4k_flush(MMUState* m, MMUCpu* c, PTState* s, TLBState* t1, TLBState* t2,
-                       _Run4k* r) noexcept nogil:
-    # add what the lean path would have added, access by access, for the run's counts
-    cdef uint64_t walks = r.ops - r.l1_hits - r.l2_hits, w
-    cdef uint32_t pmask = m.psc_mask
+cdef inline void _run4k_side(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d,
+                             _Side4k* p) noexcept nogil:
+    # set up side d of a run (p.t1 stays NULL when the run does not take that side): its
+    # L1 structure is the one holding 4K entries, not shared with the other side, and it
+    # takes 4K fills; its L2 structure likewise, or there is none
+    cdef int32_t s1 = ln.l1_one[d], s2 = ln.l2_one[d]
+    memset(p, 0, sizeof(_Side4k))
+    p.memo = TAG_INVALID
+    p.e1 = -1
+    if s1 < 0 or s1 == ln.l1_one[1 - d] or m.fill1[d][<int>PS_4K] != s1 \
+            or m.fill1_code[d][<int>PS_4K] != PS_4K:
+        return
+    if s2 == -2:                        # no L2 structure holds anything (or there is none)
+        if m.fill2[d][<int>PS_4K] >= 0:
+            return
+    elif s2 < 0 or m.fill2[d][<int>PS_4K] != s2 or m.fill2_code[d][<int>PS_4K] != PS_4K:
+        return
+    p.t1 = &c.tlb[s1]
+    p.si1 = s1
+    p.mask1 = p.t1.set_mask
+    p.lru1 = p.t1.policy == POLICY_LRU
+    if s2 >= 0:
+        p.t2 = &c.tlb[s2]
+        p.mask2 = p.t2.set_mask
+        p.lru2 = p.t2.policy == POLICY_LRU
+    if c.memo_shift[d] == 12 and c.memo_tlb[d] == s1:
+        p.memo = c.memo_vpn[d]
+        p.e1 = c.memo_entry[d]
+
+
+cdef void _run4k_flush(MMUState* m, MMUCpu* c, PTState* s, _Run4k* r) noexcept nogil:
+    # add what the lean path would have added, access by access, for the run's counts;
+    # write the memos back
+    cdef uint64_t ops = 0, l1_hits = 0, l2_hits = 0, walks, w
+    cdef uint32_t pmask = m.psc_mask, d
     cdef int h, k, last
-    c.c[C_ACCESSES] += r.ops
-    c.c[C_TRANSLATIONS] += r.ops
-    c.c[C_L1_HITS] += r.l1_hits
-    c.c[C_L1_MISSES] += r.ops - r.l1_hits
-    c.c[C_L2_HITS] += r.l2_hits
+    cdef _Side4k* p
+    for d in range(2):
+        p = &r.side[d]
+        if p.t1 == NULL:
+            continue
+        if p.ops:
+            w = p.ops - p.l1_hits - p.l2_hits
+            p.t1.accesses += p.ops
+            p.t1.hits += p.l1_hits
+            p.t1.misses += p.ops - p.l1_hits
+            if p.t2 != NULL:
+                p.t2.accesses += p.ops - p.l1_hits
+                p.t2.hits += p.l2_hits
+                p.t2.misses += w
+            ops += p.ops
+            l1_hits += p.l1_hits
+            l2_hits += p.l2_hits
+        if p.e1 >= 0:
+            _memo_set(c, d, p.si1, p.e1, PS_4K, p.t1.data[p.e1] << 12)
+    walks = ops - l1_hits - l2_hits
+    c.c[C_ACCESSES] += ops
+    c.c[C_TRANSLATIONS] += ops
+    c.c[C_L1_HITS] += l1_hits
+    c.c[C_L1_MISSES] += ops - l1_hits
+    c.c[C_L2_HITS] += l2_hits
     c.c[C_L2_MISSES] += walks
     c.c[C_WALKS] += walks
     c.c[C_BACK_INVALIDATIONS] += r.back_inv
-    t1.accesses += r.ops
-    t1.hits += r.l1_hits
-    t1.misses += r.ops - r.l1_hits
-    if t2 != NULL:
-        t2.accesses += r.ops - r.l1_hits
-        t2.hits += r.l2_hits
-        t2.misses += walks
     s.st.accesses += walks
     s.st.walks += walks
     s.st.translations[<int>PS_4K] += walks
@@ -119,6 +166,17 @@ cdef void _run4k_flush(MMUState* m, MMUCpu* c, PTState* s, TLBState* t1, TLBStat
         c.c[C_WALK_REFS] += w * <uint64_t>(last + 1)
 
 
+# Compile-time selector of _run4k's copy: _R4Loads for a batch of loads without op
+# column (the side is a constant: data), _R4Ops for one with it (both sides).
+cdef struct _R4Loads:
+    char unused
+cdef struct _R4Ops:
+    char unused
+ctypedef fused R4Kind:
+    _R4Loads
+    _R4Ops
+
+
 cdef inline void _l1_first(MMUCpu* c, uint32_t d, int32_t si) noexcept nogil:
     # an L1 hit in structure si: it goes first in the side's probe order
     cdef int32_t k = 1, j
@@ -129,33 +187,36 @@ cdef inline void _l1_first(MMUCpu* c, uint32_t d, int32_t si) noexcept nogil:
     c.l1_order[d][0] = si
 
 
+cdef inline bint _same_side(const uint8_t* op, intp_t j, uint32_t d) noexcept nogil:
+    # whether record j is a memory op of side d
+    cdef uint8_t o = op[j]
+    if d == SIDE_INSTRUCTION:
+        return o == OP_IFETCH
+    return o == OP_LOAD or o == OP_STORE or o == OP_MODIFY
+
+
 cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                    const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
-                   intp_t n) noexcept nogil:
-    """Records i.. of CPU c (cpu[i] is c's, when cpu is given) while they are data-side
-    memory ops that the 4K run translates (_run4k_ok holds); returns the first record it
-    did not translate (n at the end)."""
+                   intp_t n, R4Kind* kind) noexcept nogil:
+    """Records i.. of CPU c (cpu[i] is c's, when cpu is given) while they are memory ops
+    that the 4K run translates (_run4k_ok holds); returns the first record it did not
+    translate (n at the end). op is NULL in the _R4Loads copy."""
     global _run4k_records
-    cdef int32_t si1 = ln.l1_one[SIDE_DATA], si2 = ln.l2_one[SIDE_DATA]
-    cdef TLBState* t1 = &c.tlb[si1]
-    cdef TLBState* t2 = &c.tlb[si2] if si2 >= 0 else NULL
     cdef TLBState* psc = c.psc
     cdef PTState* s = m.pt[c.asid]
-    cdef uint32_t asid = c.asid, pmask = m.psc_mask, acc
+    cdef uint32_t asid = c.asid, pmask = m.psc_mask, acc, d
     cdef uint32_t acc0 = m.user_flag
     cdef uint32_t ci = cpu[i] if cpu != NULL else 0
     cdef uint32_t canon = 64 - s.va_bits, l1_with = ln.l1_with[<int>PS_4K], bits, j32, o
-    cdef uint64_t mask1 = t1.set_mask, mask2 = t2.set_mask if si2 >= 0 else 0
     cdef uint64_t addr_mask = s.addr_mask
     cdef uint64_t vmask = ((<uint64_t>1) << s.va_bits) - 1
     cdef uint64_t* pool = s.pool
     cdef uint32_t** slot_dir = s.slot_dir
     cdef uint64_t dir_len = s.dir_len
     cdef bint inclusive = m.inclusion == INCL_INCLUSIVE
-    cdef bint lru1 = t1.policy == POLICY_LRU, lru2 = si2 >= 0 and t2.policy == POLICY_LRU
     cdef bint walked = False, prot
-    cdef intp_t i0 = i, j, e, e1 = -1, s1, s2, he = -1, hs = 0, nb
-    cdef uint64_t va, vpn, tag, memo = TAG_INVALID, vm, key, dd, ent, flags, pfn
+    cdef intp_t j, e, s1, s2, he = -1, hs = 0, nb
+    cdef uint64_t va, vpn, tag, vm, key, dd, ent, flags, pfn
     cdef uint64_t pd_key = TAG_INVALID  # the prefetch's page directory of 1 GiB va >> 30
     cdef paddr_t pd_table = 0
     cdef uint64_t rw, us, xd
@@ -168,39 +229,52 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef uint64_t path_e[5]
     cdef uint64_t path_perm[5]
     cdef _Run4k r
+    cdef _Side4k* p
+    cdef _Side4k* other
     memset(&r, 0, sizeof(r))
+    _run4k_side(m, c, ln, SIDE_DATA, &r.side[SIDE_DATA])
+    _run4k_side(m, c, ln, SIDE_INSTRUCTION, &r.side[SIDE_INSTRUCTION])
     for k in range(1, top + 1):
         if (pmask >> k) & 1:
             lv[n_lv] = k
             n_lv += 1
-    if c.memo_shift[SIDE_DATA] == 12 and c.memo_tlb[SIDE_DATA] == si1:
-        memo = c.memo_vpn[SIDE_DATA]
-        e1 = c.memo_entry[SIDE_DATA]
     while i < n:
-        # (1) a data-side memory op of this CPU within one 4 KiB page
+        # (1) a memory op of this CPU, of a side the run takes, within one 4 KiB page
         if cpu != NULL and cpu[i] != ci:
             break
-        acc = acc0
-        if op != NULL:
+        if R4Kind is _R4Loads:
+            d = SIDE_DATA
+            p = &r.side[SIDE_DATA]
+            if p.t1 == NULL:
+                break
+            acc = acc0
+        else:
             o = op[i]
+            if o >= OP_SWITCH:
+                break
+            d = SIDE_INSTRUCTION if o == OP_IFETCH else SIDE_DATA
+            p = &r.side[d]
+            if p.t1 == NULL:
+                break
+            acc = acc0
             if o == OP_STORE or o == OP_MODIFY:
                 acc = acc0 | ACC_WRITE
-            elif o != OP_LOAD:
-                break
+            elif o == OP_IFETCH:
+                acc = acc0 | ACC_IFETCH
         va = addr[i]
         if size != NULL and ((va ^ _last_byte(va, size[i])) >> 12) != 0:
             break
         vpn = va >> 12
-        if vpn == memo:
+        if vpn == p.memo:
             # the memo: L1 hits on the MRU entry of its set (no state changes), the whole
             # run of them
             j = i + 1
-            if op == NULL and cpu == NULL:
+            if R4Kind is _R4Loads and cpu == NULL:
                 j = _memo_run4(addr, size, j, n, 12, vpn)
             while j < n:
                 if cpu != NULL and cpu[j] != ci:
                     break
-                if op != NULL and op[j] != OP_LOAD and op[j] != OP_STORE and op[j] != OP_MODIFY:
+                if R4Kind is _R4Ops and not _same_side(op, j, d):
                     break
                 va = addr[j]
                 if (va >> 12) != vpn:
@@ -208,8 +282,8 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 if size != NULL and (_last_byte(va, size[j]) >> 12) != vpn:
                     break
                 j += 1
-            r.ops += <uint64_t>(j - i)
-            r.l1_hits += <uint64_t>(j - i)
+            p.ops += <uint64_t>(j - i)
+            p.l1_hits += <uint64_t>(j - i)
             walked = False
             i = j
             continue
@@ -237,31 +311,31 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                                     <uint64_t*>NULL))
             va = addr[i]
         walked = False
-        # (2) the L1 structure, then the L2 structure (4K entries only)
+        # (2) the side's L1 structure, then its L2 structure (4K entries only)
         tag = (vpn << 2) | PS_4K
-        s1 = <intp_t>(vpn & mask1)
-        e = _find_scan(t1, s1 * t1.ways, tag, asid, <_Scan*>NULL)
+        s1 = <intp_t>(vpn & p.mask1)
+        e = _find_scan(p.t1, s1 * p.t1.ways, tag, asid, <_Scan*>NULL)
         if e >= 0:
-            if lru1:
-                _order_front(t1, s1, e, <_Scan*>NULL)
-            if c.l1_order[SIDE_DATA][0] != si1:
-                _l1_first(c, SIDE_DATA, si1)
-            r.ops += 1
-            r.l1_hits += 1
-            memo = vpn
-            e1 = e
+            if p.lru1:
+                _order_front(p.t1, s1, e, <_Scan*>NULL)
+            if c.l1_order[d][0] != p.si1:
+                _l1_first(c, d, p.si1)
+            p.ops += 1
+            p.l1_hits += 1
+            p.memo = vpn
+            p.e1 = e
             i += 1
             continue
-        s2 = <intp_t>(vpn & mask2)
-        e = _find_scan(t2, s2 * t2.ways, tag, asid, <_Scan*>NULL) if si2 >= 0 else -1
+        s2 = <intp_t>(vpn & p.mask2)
+        e = _find_scan(p.t2, s2 * p.t2.ways, tag, asid, <_Scan*>NULL) if p.t2 != NULL else -1
         if e >= 0:
-            if lru2:
-                _order_front(t2, s2, e, <_Scan*>NULL)
-            e1 = _fill_new(t1, vpn, s1, PS_4K, t2.easid[e], t2.data[e], <_LRU*>NULL,
-                           <_Scan*>NULL, False)
-            r.ops += 1
-            r.l2_hits += 1
-            memo = vpn
+            if p.lru2:
+                _order_front(p.t2, s2, e, <_Scan*>NULL)
+            p.e1 = _fill_new(p.t1, vpn, s1, PS_4K, p.t2.easid[e], p.t2.data[e], <_LRU*>NULL,
+                             <_Scan*>NULL, False)
+            p.ops += 1
+            p.l2_hits += 1
+            p.memo = vpn
             i += 1
             continue
         # (3) the walk, read-only first (as _lean_walk): the canonical check, the PSCs
@@ -312,10 +386,12 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         rw &= 1
         us &= 1
         xd &= 1
-        if acc & ACC_USER:
-            prot = ((us ^ 1) | (((acc >> 1) & 1) & (rw ^ 1))) != 0
+        if acc & ACC_USER:              # (as _lean_walk)
+            prot = ((us ^ 1) | (((acc >> 1) & 1) & (rw ^ 1)) | (((acc >> 4) & 1) & xd)) != 0
         else:
-            prot = ((acc & ACC_WRITE) and not rw and s.wp) or (s.smap and us)
+            prot = ((acc & ACC_WRITE) and not rw and s.wp) or \
+                   ((acc & ACC_IFETCH) and (xd or (s.smep and us))) or \
+                   (s.smap and us and not (acc & ACC_IFETCH))
         if prot:
             break
         # (4) the walk's effects, in _lean_walk's order (its counters: at the flush)
@@ -335,27 +411,29 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             ep[0] = ep[0] | flags       # re-read: a non-leaf A write may alias it
         pfn = (ent & addr_mask) >> 12
         ea = <uint32_t>ASID_GLOBAL if (ent & PTE_G) else asid
-        if si2 >= 0:
-            _fill_new(t2, vpn, s2, PS_4K, ea, pfn, <_LRU*>NULL, <_Scan*>NULL, inclusive)
-        if si2 >= 0 and inclusive and t2.victim_valid:
-            t2.victim_valid = 0
-            nb = 0
-            bits = l1_with
-            while bits:
-                j32 = <uint32_t>mmucore_ctz64(bits)
-                bits &= bits - 1
-                nb += _lean_remove_match(&c.tlb[j32], t2.victim_tag, t2.victim_easid,
-                                         <_LeanScan*>NULL)
-            if nb:
-                r.back_inv += <uint64_t>nb
-                _cpu_memo_clear(c)
-        e1 = _fill_new(t1, vpn, s1, PS_4K, ea, pfn, <_LRU*>NULL, <_Scan*>NULL, False)
-        r.ops += 1
-        memo = vpn
+        if p.t2 != NULL:
+            _fill_new(p.t2, vpn, s2, PS_4K, ea, pfn, <_LRU*>NULL, <_Scan*>NULL, inclusive)
+            if inclusive and p.t2.victim_valid:
+                p.t2.victim_valid = 0
+                nb = 0
+                bits = l1_with
+                while bits:
+                    j32 = <uint32_t>mmucore_ctz64(bits)
+                    bits &= bits - 1
+                    nb += _lean_remove_match(&c.tlb[j32], p.t2.victim_tag, p.t2.victim_easid,
+                                             <_LeanScan*>NULL)
+                if nb:
+                    # (the lean path clears both memos; this side's is set again below)
+                    r.back_inv += <uint64_t>nb
+                    _cpu_memo_clear(c)
+                    other = &r.side[1 - d]
+                    other.memo = TAG_INVALID
+                    other.e1 = -1
+        p.e1 = _fill_new(p.t1, vpn, s1, PS_4K, ea, pfn, <_LRU*>NULL, <_Scan*>NULL, False)
+        p.ops += 1
+        p.memo = vpn
         walked = True
         i += 1
-    if r.ops:
-        _run4k_flush(m, c, s, t1, t2, &r)
-        _memo_set(c, SIDE_DATA, si1, e1, PS_4K, t1.data[e1] << 12)
-        _run4k_records += r.ops
+    _run4k_flush(m, c, s, &r)
+    _run4k_records += r.side[0].ops + r.side[1].ops
     return i

@@ -761,7 +761,10 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
             ci = cpu[i]
             c = &m.cpu[ci]
         if ln != NULL and _run4k_ok(m, c, ln):
-            j = _run4k(m, c, ln, addr, op, size, cpu, i, n)
+            if op == NULL:
+                j = _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL)
+            else:
+                j = _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL)
             if j > i:
                 i = j
                 continue
@@ -862,7 +865,7 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
     _ahead_init(&ahead)
     while i < n:
         if ln != NULL and _run4k_ok(m, c, ln):
-            j = _run4k(m, c, ln, addr, NULL, NULL, NULL, i, n)
+            j = _run4k(m, c, ln, addr, NULL, NULL, NULL, i, n, <_R4Loads*>NULL)
             m.position += <uint64_t>(j - i)
             if j > i:
                 i = j

@@ -130,7 +130,8 @@ def test_stackdist_layout_is_pinned():
 
 
 @pytest.mark.parametrize("module", ["mmucore.tlb", "mmucore._types", "mmucore.parse", "mmucore.gen",
-                                    "mmucore.pagetable", "mmucore.kmap", "mmucore.stackdist"])
+                                    "mmucore.pagetable", "mmucore.kmap", "mmucore.stackdist",
+                                    "mmucore.mmu"])
 def test_stubs_match_the_compiled_module(module):
     """Every name of the shipped .pyi exists in the compiled module, and every public
     name of the module is in the stub."""

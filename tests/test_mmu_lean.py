@@ -209,13 +209,15 @@ def test_run4k_matches_lean_path_and_reference(data):
     assert tables(fast) == tables(slow)
 
 
-@pytest.mark.parametrize("preset,paging,cpus", [("skylake", "x86_64", 1), ("skylake", "x86_64", 2),
-                                                ("nehalem", "x86_64", 1), ("p6", "pae", 1)])
-def test_presets_with_and_without_the_4k_run(preset, paging, cpus):
-    """Longer streams over 4K pages (loads, stores, read-modify-writes, some instruction
-    fetches, page-crossing accesses, a context switch, an INVLPG, two CPUs): the 4K run,
-    the lean path without it and the generic path give the same counters and tables; the
-    4K run takes most records where it applies (not under PAE)."""
+@pytest.mark.parametrize("preset,paging,cpus,fetches", [
+    ("skylake", "x86_64", 1, 0.001), ("skylake", "x86_64", 2, 0.001),
+    ("skylake", "x86_64", 1, 0.6), ("nehalem", "x86_64", 1, 0.6), ("p6", "pae", 1, 0.001)])
+def test_presets_with_and_without_the_4k_run(preset, paging, cpus, fetches):
+    """Longer streams over 4K pages (loads, stores, read-modify-writes, instruction
+    fetches over code pages, rarely or as in a lackey trace, page-crossing accesses, a
+    context switch, an INVLPG, two CPUs): the 4K run, the lean path without it and the
+    generic path give the same counters and tables; the 4K run takes most records where
+    it applies (not under PAE)."""
     from pyapi.chunk import TraceChunk
     rng = np.random.default_rng(11)
     n = 60_000
@@ -223,7 +225,9 @@ def test_presets_with_and_without_the_4k_run(preset, paging, cpus):
     addr = (0x10000000 + rng.integers(0, 1 << 20, n, dtype=np.uint64) * 8).astype(np.uint64)
     addr[::7] = 0x10000000 + (np.arange(0, n, 7, dtype=np.uint64) * 64) % (1 << 22)
     op = rng.choice(np.array([0, 0, 0, 0, 1, 3], np.uint8), n)
-    op[::997] = 2                                       # instruction fetches
+    fetch = rng.random(n) < fetches                     # instruction fetches, 64 code pages
+    op[fetch] = 2
+    addr[fetch] = 0x400000 + rng.integers(0, 1 << 18, int(fetch.sum()), dtype=np.uint64)
     size = np.full(n, 8, np.uint16)
     addr[5::1009] |= np.uint64(0xFFC)                   # 8 bytes across a page boundary
     op[n // 2], addr[n // 2] = 4, 1                     # SWITCH to ASID 1
