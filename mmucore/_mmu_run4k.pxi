@@ -4,10 +4,9 @@
 # configuration from the MMUState and the TLBStates and adds to a dozen counters in
 # memory every time. Most of a replay, though, is one long stretch in which nothing
 # about the configuration changes: one CPU's loads, stores and instruction fetches over
-# 4 KiB pages,
-# every TLB structure and PSC nibble-order LRU/FIFO (the _LeanScan copy: the Skylake,
-# Nehalem and P6 presets), 8-byte entries in 4 or 5 levels. _run4k replays such a
-# stretch in one call:
+# 4 KiB pages, every TLB structure and PSC nibble-order LRU/FIFO (the _LeanScan copy:
+# the Skylake, Nehalem and P6 presets), 8-byte entries (PAE, 4 or 5 levels). _run4k
+# replays such a stretch in one call:
 # * each side's L1 and L2 structure and memo, the page table and the PSC levels live in
 #   locals for the whole run;
 # * it counts only L1 hits, L2 hits, walks by the level of their PSC hit and
@@ -74,7 +73,12 @@ cdef inline bint _run4k_ok(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
     if c != ln.cpu or c.size_seen != ln.seen:
         _lean_live(m, c, ln)
     s = m.pt[c.asid]
-    return s != NULL and s.esize == 8 and s.mode != MODE_PAE
+    return s != NULL and s.esize == 8
+
+
+cdef inline int _walk_top(PTState* s) noexcept nogil:
+    # the level a walk starts at: below PAE's PDPTE registers, else the root
+    return 1 if s.mode == MODE_PAE else <int>s.top
 
 
 cdef inline void _run4k_side(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d,
@@ -112,7 +116,7 @@ cdef void _run4k_flush(MMUState* m, MMUCpu* c, PTState* s, _Run4k* r) noexcept n
     # write the memos back
     cdef uint64_t ops = 0, l1_hits = 0, l2_hits = 0, walks, w
     cdef uint32_t pmask = m.psc_mask, d
-    cdef int h, k, last
+    cdef int h, k, last, top = _walk_top(s)
     cdef _Side4k* p
     for d in range(2):
         p = &r.side[d]
@@ -144,12 +148,12 @@ cdef void _run4k_flush(MMUState* m, MMUCpu* c, PTState* s, _Run4k* r) noexcept n
     s.st.accesses += walks
     s.st.walks += walks
     s.st.translations[<int>PS_4K] += walks
-    for h in range(<int>s.top + 1):
+    for h in range(top + 1):
         w = r.hit_at[h]
         if w == 0:
             continue
         # the PSCs probed (PDE cache up to the one that hit, or all) and the levels read
-        last = h if h else <int>s.top
+        last = h if h else top
         for k in range(1, last + 1):
             if (pmask >> k) & 1:
                 c.psc[k].accesses += w
@@ -159,7 +163,7 @@ cdef void _run4k_flush(MMUState* m, MMUCpu* c, PTState* s, _Run4k* r) noexcept n
                 else:
                     c.psc[k].misses += w
                     s.st.psc_misses[k] += w
-        last = h - 1 if h else <int>s.top
+        last = h - 1 if h else top
         for k in range(last + 1):
             s.st.refs[k] += w
             c.c[C_WALK_REFS_PTE + k] += w
@@ -222,7 +226,8 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef uint64_t rw, us, xd
     cdef paddr_t table
     cdef uint32_t ea
-    cdef int L, k, hitk, start, q, n_lv = 0, top = <int>s.top
+    cdef int L, k, hitk, start, q, n_lv = 0, top = _walk_top(s)
+    cdef bint pae = s.mode == MODE_PAE
     cdef int lv[4]                      # the levels with a PSC, PDE cache first
     cdef uint64_t* ep
     cdef uint64_t* path_p[5]
@@ -293,10 +298,15 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             va = addr[i + PREFETCH_AHEAD]
             L = top
             table = s.cr3
-            if pd_key == (va >> 30):
+            if pae:
+                ent = s.pdpte[(va >> 30) & 3]
+                table = ent & addr_mask
+                if not (ent & PTE_P):
+                    L = -1
+            elif pd_key == (va >> 30):
                 table = pd_table
                 L = 1
-            while L:
+            while L > 0:
                 if L == 1:
                     pd_key = va >> 30
                     pd_table = table
@@ -340,10 +350,18 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             continue
         # (3) the walk, read-only first (as _lean_walk): the canonical check, the PSCs
         # from the PDE cache up, the entries below the first hit, the access rights
-        if <uint64_t>((<int64_t>(va << canon)) >> canon) != va:
-            break
+        if pae:
+            if va >> 32:
+                break
+            ent = s.pdpte[(va >> 30) & 3]
+            if not (ent & PTE_P):
+                break
+            table = ent & addr_mask
+        else:
+            if <uint64_t>((<int64_t>(va << canon)) >> canon) != va:
+                break
+            table = s.cr3
         vm = va & vmask
-        table = s.cr3
         rw = 1
         us = 1
         xd = 0
