@@ -45,6 +45,20 @@ cdef struct _Run4k:
     uint64_t back_inv
 
 
+cdef enum:
+    # A run that translated fewer than R4_SHORT records (a trace that interleaves CPUs
+    # record by record, or breaks stretches otherwise) costs more to set up and flush
+    # than it saves: the batch loop then leaves the next R4_BACKOFF records to the lean
+    # path before it tries again.
+    R4_SHORT = 16
+    R4_BACKOFF = 64
+
+
+cdef inline intp_t _run4k_next(intp_t i, intp_t j) noexcept nogil:
+    # the first record at which to try the 4K run again after one over records i..j-1
+    return j + R4_BACKOFF if j - i < R4_SHORT else j
+
+
 # Whether the batch loop may take the 4K run (tests switch it off to compare).
 cdef bint _run4k_enabled = True
 # Records translated by 4K runs since the module loaded (tests check it is taken).

@@ -750,7 +750,7 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
     cdef uint64_t vpn, va, last, ptes0
     # the last record whose walk read a PTE: prefetch when it is the previous record (a
     # walk-heavy stream over 4K pages; huge-page walks end in a few hot directories)
-    cdef intp_t walked = -2
+    cdef intp_t walked = -2, r4_next = 0
     cdef _Ahead ahead
     if cpu != NULL and n > 0:
         ci = cpu[0]
@@ -760,14 +760,18 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
         if cpu != NULL and cpu[i] != ci:
             ci = cpu[i]
             c = &m.cpu[ci]
-        if ln != NULL and _run4k_ok(m, c, ln):
+        if ln != NULL and i >= r4_next and _run4k_ok(m, c, ln):
             if op == NULL:
                 j = _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL)
             else:
                 j = _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL)
-            if j > i:
-                i = j
-                continue
+            r4_next = _run4k_next(i, j)
+            i = j
+            if i == n:
+                break
+            if cpu != NULL and cpu[i] != ci:
+                ci = cpu[i]
+                c = &m.cpu[ci]
         if op != NULL:
             o = op[i]
         if o >= OP_SWITCH:
@@ -860,16 +864,17 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
     cdef intp_t i = 0, j
     cdef uint32_t sh
     cdef uint64_t vpn, ptes0
-    cdef intp_t walked = -2
+    cdef intp_t walked = -2, r4_next = 0
     cdef _Ahead ahead
     _ahead_init(&ahead)
     while i < n:
-        if ln != NULL and _run4k_ok(m, c, ln):
+        if ln != NULL and i >= r4_next and _run4k_ok(m, c, ln):
             j = _run4k(m, c, ln, addr, NULL, NULL, NULL, i, n, <_R4Loads*>NULL)
             m.position += <uint64_t>(j - i)
-            if j > i:
-                i = j
-                continue
+            r4_next = _run4k_next(i, j)
+            i = j
+            if i == n:
+                break
         sh = c.memo_shift[SIDE_DATA]
         vpn = c.memo_vpn[SIDE_DATA]
         if (addr[i] >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[SIDE_DATA]]:

@@ -232,7 +232,9 @@ def test_presets_with_and_without_the_4k_run(preset, paging, cpus, fetches):
     addr[5::1009] |= np.uint64(0xFFC)                   # 8 bytes across a page boundary
     op[n // 2], addr[n // 2] = 4, 1                     # SWITCH to ASID 1
     op[n // 3], addr[n // 3] = 5, addr[n // 3 - 1]      # INVLPG
-    cpu = (rng.random(n) < 0.3).astype(np.uint16) if cpus > 1 else None
+    cpu = None
+    if cpus > 1:                                        # stretches of 1..400 records per CPU
+        cpu = np.repeat(np.arange(n) % 2, rng.integers(1, 400, n))[:n].astype(np.uint16)
     out = {}
     for mode in ("run4k", "lean", "generic"):
         engine.set_run4k(mode == "run4k")
