@@ -120,7 +120,7 @@ cdef inline void _run4k_side(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d,
         p.t2 = &c.tlb[s2]
         p.mask2 = p.t2.set_mask
         p.lru2 = p.t2.policy == POLICY_LRU
-    if c.memo_shift[d] == 12 and c.memo_tlb[d] == s1:
+    if c.memo_shift[d] == 12 and c.memo_tlb[d] == s1 and c.memo_vpn[d] != TAG_INVALID:
         p.memo = c.memo_vpn[d]
         p.e1 = c.memo_entry[d]
 
