@@ -54,23 +54,27 @@ cdef enum:
     R4_BACKOFF = 64
 
 
+# Whether the batch loop may take the 4K run (tests switch it off to compare), and
+# whether it backs off after a short one (tests switch that off to run it more).
+cdef bint _run4k_enabled = True
+cdef bint _run4k_backoff = True
+
+
 cdef inline intp_t _run4k_next(intp_t i, intp_t j) noexcept nogil:
     # the first record at which to try the 4K run again after one over records i..j-1
-    return j + R4_BACKOFF if j - i < R4_SHORT else j
-
-
-# Whether the batch loop may take the 4K run (tests switch it off to compare).
-cdef bint _run4k_enabled = True
+    return j + R4_BACKOFF if _run4k_backoff and j - i < R4_SHORT else j
 # Records translated by 4K runs since the module loaded (tests check it is taken).
 cdef uint64_t _run4k_records = 0
 
 
-def set_run4k(bint enabled):
-    """Allow (default) or forbid the 4K run of the batch loop's lean path; returns the
-    previous setting. Results are the same either way (for testing)."""
-    global _run4k_enabled
+def set_run4k(bint enabled, bint backoff=True):
+    """Allow (default) or forbid the 4K run of the batch loop's lean path, and its
+    back-off after a short run (default on); returns the previous `enabled`. Results
+    are the same either way (for testing)."""
+    global _run4k_enabled, _run4k_backoff
     cdef bint old = _run4k_enabled
     _run4k_enabled = enabled
+    _run4k_backoff = backoff
     return old
 
 

@@ -18,8 +18,9 @@ MAX_TLBS: int
 def abi_check(version: int, state_size: int) -> None: ...
 def set_lean(enabled: bool) -> bool:
     """Allow (default) or forbid the lean batch path; returns the previous setting."""
-def set_run4k(enabled: bool) -> bool:
-    """Allow (default) or forbid the lean path's 4K run; returns the previous setting."""
+def set_run4k(enabled: bool, backoff: bool = True) -> bool:
+    """Allow (default) or forbid the lean path's 4K run, and its back-off after a short
+    run; returns the previous `enabled`."""
 def run4k_records() -> int:
     """Records translated by 4K runs in this process so far."""
 

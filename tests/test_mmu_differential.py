@@ -133,23 +133,32 @@ def address(draw, mode):
         + draw(st.sampled_from([0, 8, 0x800, 0xFF8, 0xFFC, 0xFFF]))
 
 
+OPS = ([LOAD] * 8 + [STORE] * 3 + [IFETCH] * 3 + [MODIFY] + [SWITCH] * 2
+       + [INVLPG, FLUSH, FLUSH_ASID, MAP, UNMAP])
+
+
 @st.composite
-def traces(draw, mode, cpus, nasids, n_max=120):
+def traces(draw, mode, cpus, nasids, n_max=120, ops=OPS, cpu_stay=0, same_page=4,
+           steps=(0,), sizes=(0, 1, 4, 8, 8, 64, 4096)):
+    """Trace records (addr, op, size, cpu): ops drawn from `ops`; every record's CPU drawn
+    afresh (cpu_stay 0) or kept and redrawn with chance 1/cpu_stay; one memory op in
+    `same_page` at the previous address plus one of `steps` (runs of the same page)."""
     asids = [0, 1, 2, 4095][:nasids]
-    recs = []
+    recs, cpu = [], 0
     for _ in range(draw(st.integers(1, n_max))):
-        op = draw(st.sampled_from([LOAD] * 8 + [STORE] * 3 + [IFETCH] * 3 + [MODIFY]
-                                  + [SWITCH] * 2 + [INVLPG, FLUSH, FLUSH_ASID, MAP, UNMAP]))
-        cpu = draw(st.integers(0, cpus - 1))
+        op = draw(st.sampled_from(ops))
+        if cpu_stay == 0 or draw(st.integers(0, cpu_stay - 1)) == 0:
+            cpu = draw(st.integers(0, cpus - 1))
         if op == SWITCH or op == FLUSH_ASID:
             addr = draw(st.sampled_from(asids))
         elif op == FLUSH:
             addr = draw(st.integers(0, 3))
-        elif recs and op <= MODIFY and draw(st.integers(0, 3)) == 0:
-            addr = recs[-1][0]                # runs of the same page
+        elif recs and op <= MODIFY and draw(st.integers(0, same_page - 1)) == 0:
+            step = draw(st.sampled_from(steps)) if len(steps) > 1 else steps[0]
+            addr = (recs[-1][0] + step) % (1 << 64)
         else:
             addr = address(draw, mode)
-        size = draw(st.sampled_from([0, 1, 4, 8, 8, 64, 4096])) if op <= MODIFY else 0
+        size = draw(st.sampled_from(sizes)) if op <= MODIFY else 0
         recs.append((addr, op, size, cpu))
     return recs
 
