@@ -5,14 +5,14 @@
 # memory every time. Most of a replay, though, is one long stretch in which nothing
 # about the configuration changes: one CPU's loads, stores and instruction fetches over
 # 4 KiB pages, every TLB structure and PSC nibble-order LRU/FIFO (the _LeanScan copy:
-# the Skylake, Nehalem and P6 presets), 8-byte entries (PAE, 4 or 5 levels). _run4k
-# replays such a stretch in one call:
+# the Skylake, Nehalem and P6 presets), any paging mode. _run4k replays such a stretch
+# in one call:
 # * each side's L1 and L2 structure and memo, the page table and the PSC levels live in
 #   locals for the whole run;
 # * it counts only L1 hits, L2 hits, walks by the level of their PSC hit and
 #   back-invalidations, and derives every counter the lean path would have added from
 #   them when the run ends (_run4k_flush);
-# * its walk is the lean walk for 8-byte entries and 4K leaves only.
+# * its walk is the lean walk for 4K leaves only (compiled per entry width, as it is).
 # It stops, without having changed anything for that record, at the first record it does
 # not handle: another CPU, a control op, an access that crosses a 4 KiB page, an op of a
 # side it does not take (one whose L1 structure is shared with the other side, or that
@@ -90,8 +90,7 @@ cdef inline bint _run4k_ok(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
         return False
     if c != ln.cpu or c.size_seen != ln.seen:
         _lean_live(m, c, ln)
-    s = m.pt[c.asid]
-    return s != NULL and s.esize == 8
+    return m.pt[c.asid] != NULL
 
 
 cdef inline int _walk_top(PTState* s) noexcept nogil:
@@ -217,12 +216,42 @@ cdef inline bint _same_side(const uint8_t* op, intp_t j, uint32_t d) noexcept no
     return o == OP_LOAD or o == OP_STORE or o == OP_MODIFY
 
 
+cdef inline Ent* _r4_ent(PTState* s, uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
+                         paddr_t table, vaddr_t va, int L, Ent* width) noexcept nogil:
+    # the level-L entry of va in the table at `table` (8-byte entries: 9 bits a level)
+    if Ent is uint32_t:
+        return _lean_ent(pool, slot_dir, dir_len,
+                         table + ((va >> s.shift[L]) & s.idx_mask[L]) * 4, width)
+    return _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8, width)
+
+
+cdef inline uint64_t _r4_key(PTState* s, uint64_t vm, int k, Ent* width) noexcept nogil:
+    # the PSC key of level k (va's bits above the level's index)
+    if Ent is uint32_t:
+        return vm >> s.shift[k]
+    return vm >> (12 + 9 * k)
+
+
+cdef intp_t _run4k_go(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
+                      const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
+                      intp_t n) noexcept nogil:
+    # _run4k's copy for this batch (op column or not) and entry width
+    if m.mode == MODE_X86_32:
+        if op == NULL:
+            return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <uint32_t*>NULL)
+        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <uint32_t*>NULL)
+    if op == NULL:
+        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <uint64_t*>NULL)
+    return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <uint64_t*>NULL)
+
+
 cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                    const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
-                   intp_t n, R4Kind* kind) noexcept nogil:
+                   intp_t n, R4Kind* kind, Ent* width) noexcept nogil:
     """Records i.. of CPU c (cpu[i] is c's, when cpu is given) while they are memory ops
     that the 4K run translates (_run4k_ok holds); returns the first record it did not
-    translate (n at the end). op is NULL in the _R4Loads copy."""
+    translate (n at the end). op is NULL in the _R4Loads copy; `width` is the table's
+    entry type (uint32_t: 32-bit paging)."""
     global _run4k_records
     cdef TLBState* psc = c.psc
     cdef PTState* s = m.pt[c.asid]
@@ -245,10 +274,10 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef paddr_t table
     cdef uint32_t ea
     cdef int L, k, hitk, start, q, n_lv = 0, top = _walk_top(s)
-    cdef bint pae = s.mode == MODE_PAE
+    cdef bint pae = s.mode == MODE_PAE, va32 = s.va_bits == 32
     cdef int lv[4]                      # the levels with a PSC, PDE cache first
-    cdef uint64_t* ep
-    cdef uint64_t* path_p[5]
+    cdef Ent* ep
+    cdef Ent* path_p[5]
     cdef uint64_t path_e[5]
     cdef uint64_t path_perm[5]
     cdef _Run4k r
@@ -328,15 +357,13 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 if L == 1:
                     pd_key = va >> 30
                     pd_table = table
-                ent = _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
-                                <uint64_t*>NULL)[0]
+                ent = _r4_ent(s, pool, slot_dir, dir_len, table, va, L, width)[0]
                 if (ent & (PTE_P | PTE_PS)) != PTE_P:
                     break
                 table = ent & addr_mask
                 L -= 1
             if L == 0:
-                _prefetch(_lean_ent(pool, slot_dir, dir_len, table + ((va >> 12) & 511) * 8,
-                                    <uint64_t*>NULL))
+                _prefetch(_r4_ent(s, pool, slot_dir, dir_len, table, va, 0, width))
             va = addr[i]
         walked = False
         # (2) the side's L1 structure, then its L2 structure (4K entries only)
@@ -368,17 +395,17 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             continue
         # (3) the walk, read-only first (as _lean_walk): the canonical check, the PSCs
         # from the PDE cache up, the entries below the first hit, the access rights
-        if pae:
+        if va32:
             if va >> 32:
                 break
+        elif <uint64_t>((<int64_t>(va << canon)) >> canon) != va:
+            break
+        table = s.cr3
+        if pae:
             ent = s.pdpte[(va >> 30) & 3]
             if not (ent & PTE_P):
                 break
             table = ent & addr_mask
-        else:
-            if <uint64_t>((<int64_t>(va << canon)) >> canon) != va:
-                break
-            table = s.cr3
         vm = va & vmask
         rw = 1
         us = 1
@@ -387,7 +414,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         start = top
         for q in range(n_lv):
             k = lv[q]
-            key = vm >> (12 + 9 * k)
+            key = _r4_key(s, vm, k, width)
             hs = <intp_t>(key & psc[k].set_mask)
             he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
             if he >= 0:
@@ -401,8 +428,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 break
         L = start
         while True:
-            ep = _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
-                           <uint64_t*>NULL)
+            ep = _r4_ent(s, pool, slot_dir, dir_len, table, va, L, width)
             ent = ep[0]
             if not (ent & PTE_P) or (ent & s.rsvd[2 * L + ((ent >> 7) & 1)]):
                 L = -1                  # (not present, reserved bits: the generic walk)
@@ -436,15 +462,15 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             _order_front(&psc[hitk], hs, he, <_Scan*>NULL)
         for k in range(start, 0, -1):
             if not (path_e[k] & PTE_A):
-                path_p[k][0] = path_e[k] | PTE_A
+                path_p[k][0] = <Ent>(path_e[k] | PTE_A)
             if (pmask >> k) & 1:
-                key = vm >> (12 + 9 * k)
+                key = _r4_key(s, vm, k, width)
                 _fill_new(&psc[k], key, <intp_t>(key & psc[k].set_mask), PS_4K, asid,
                           (path_e[k] & addr_mask) | path_perm[k], <_LRU*>NULL, <_Scan*>NULL,
                           False)
         flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
         if (ent & flags) != flags:
-            ep[0] = ep[0] | flags       # re-read: a non-leaf A write may alias it
+            ep[0] = <Ent>(ep[0] | flags)   # re-read: a non-leaf A write may alias it
         pfn = (ent & addr_mask) >> 12
         ea = <uint32_t>ASID_GLOBAL if (ent & PTE_G) else asid
         if p.t2 != NULL:

@@ -761,10 +761,7 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
             ci = cpu[i]
             c = &m.cpu[ci]
         if ln != NULL and i >= r4_next and _run4k_ok(m, c, ln):
-            if op == NULL:
-                j = _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL)
-            else:
-                j = _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL)
+            j = _run4k_go(m, c, ln, addr, op, size, cpu, i, n)
             r4_next = _run4k_next(i, j)
             i = j
             if i == n:
@@ -869,7 +866,7 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
     _ahead_init(&ahead)
     while i < n:
         if ln != NULL and i >= r4_next and _run4k_ok(m, c, ln):
-            j = _run4k(m, c, ln, addr, NULL, NULL, NULL, i, n, <_R4Loads*>NULL)
+            j = _run4k_go(m, c, ln, addr, NULL, NULL, NULL, i, n)
             m.position += <uint64_t>(j - i)
             r4_next = _run4k_next(i, j)
             i = j

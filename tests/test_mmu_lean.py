@@ -12,7 +12,7 @@ between chunks, and require identical counters from the lean path, the generic p
 entries (A/D bits) afterwards.
 
 The 4K run (mmucore/_mmu_run4k.pxi: one CPU's memory ops over 4K pages, nibble-order
-LRU/FIFO structures, 8-byte entries) is held to the lean path without it
+LRU/FIFO structures, any paging mode) is held to the lean path without it
 (``mmucore.mmu.set_run4k(False)``) and to the reference model the same way.
 """
 import numpy as np
@@ -147,9 +147,9 @@ def test_which_configurations_take_the_lean_path():
 
 
 def run4k_configs():
-    """Random hierarchies whose 4K stretches take the 4K run: 8-byte entries (PAE, 4 or
-    5 levels), nibble-order LRU/FIFO structures (at most 16 ways)."""
-    return configs(modes=["pae", "x86_64", "la57"], geoms=[g for g in LEAN_GEOMS if g[1] <= 16],
+    """Random hierarchies whose 4K stretches take the 4K run: nibble-order LRU/FIFO
+    structures (at most 16 ways), every paging mode."""
+    return configs(modes=LEAN_MODES, geoms=[g for g in LEAN_GEOMS if g[1] <= 16],
                    policies=["lru", "lru", "fifo"], psc_policies=["lru", "fifo"],
                    inclusions=["inclusive", "non-inclusive"],
                    psc_shapes=[(1, 1), (2, 2), (4, 2), (8, 8), (4, 4)], max_cpus=3)
@@ -199,7 +199,8 @@ def test_run4k_matches_lean_path_and_reference(data):
 @pytest.mark.parametrize("preset,paging,cpus,fetches", [
     ("skylake", "x86_64", 1, 0.001), ("skylake", "x86_64", 2, 0.001),
     ("skylake", "x86_64", 1, 0.6), ("nehalem", "x86_64", 1, 0.6), ("p6", "pae", 1, 0.001),
-    ("p6", "pae", 1, 0.6), ("skylake", "pae", 2, 0.6)])
+    ("p6", "pae", 1, 0.6), ("skylake", "pae", 2, 0.6), ("p6", "x86_32", 1, 0.6),
+    ("skylake", "x86_32", 2, 0.001)])
 def test_presets_with_and_without_the_4k_run(preset, paging, cpus, fetches):
     """Longer streams over 4K pages (loads, stores, read-modify-writes, instruction
     fetches over code pages, rarely or as in a lackey trace, page-crossing accesses, a
