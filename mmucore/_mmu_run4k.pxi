@@ -17,9 +17,10 @@
 # not handle: another CPU, a control op, an access that crosses a 4 KiB page, an op of a
 # side it does not take (one whose L1 structure is shared with the other side, or that
 # has no single structure for 4K entries), or a walk that does not end in a present 4K
-# leaf the access may use (a not-present entry: demand paging; a fault; a large page). The caller runs that record
-# through the lean or generic path and calls _run4k again. tests/test_mmu_lean.py holds
-# the replay with and without it (set_run4k) to identical counters, page-table bits and
+# leaf the access may use (a not-present entry: demand paging; a fault; a large page).
+# The caller runs that record through the lean or generic path and calls _run4k again
+# (after a short run, only R4_BACKOFF records later). tests/test_mmu_lean.py holds the
+# replay with and without it (set_run4k) to identical counters, page-table bits and
 # reference-model results.
 
 
