@@ -209,14 +209,6 @@ cdef inline void _l1_first(MMUCpu* c, uint32_t d, int32_t si) noexcept nogil:
     c.l1_order[d][0] = si
 
 
-cdef inline bint _same_side(const uint8_t* op, intp_t j, uint32_t d) noexcept nogil:
-    # whether record j is a memory op of side d
-    cdef uint8_t o = op[j]
-    if d == SIDE_INSTRUCTION:
-        return o == OP_IFETCH
-    return o == OP_LOAD or o == OP_STORE or o == OP_MODIFY
-
-
 cdef inline Ent* _r4_ent(PTState* s, uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
                          paddr_t table, vaddr_t va, int L, Ent* width) noexcept nogil:
     # the level-L entry of va in the table at `table` (8-byte entries: 9 bits a level)
@@ -321,20 +313,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         if vpn == p.memo:
             # the memo: L1 hits on the MRU entry of its set (no state changes), the whole
             # run of them
-            j = i + 1
-            if R4Kind is _R4Loads and cpu == NULL:
-                j = _memo_run4(addr, size, j, n, 12, vpn)
-            while j < n:
-                if cpu != NULL and cpu[j] != ci:
-                    break
-                if R4Kind is _R4Ops and not _same_side(op, j, d):
-                    break
-                va = addr[j]
-                if (va >> 12) != vpn:
-                    break
-                if size != NULL and (_last_byte(va, size[j]) >> 12) != vpn:
-                    break
-                j += 1
+            j = _memo_run_end(addr, op, size, cpu, i + 1, n, ci, d, 12, vpn)
             p.ops += <uint64_t>(j - i)
             p.l1_hits += <uint64_t>(j - i)
             walked = False

@@ -735,6 +735,37 @@ cdef inline intp_t _memo_run4(const vaddr_t* addr, const uint16_t* size, intp_t 
     return j
 
 
+cdef inline bint _same_side(const uint8_t* op, intp_t j, uint32_t d) noexcept nogil:
+    # whether record j is a memory op of side d
+    cdef uint8_t o = op[j]
+    if d == SIDE_INSTRUCTION:
+        return o == OP_IFETCH
+    return o == OP_LOAD or o == OP_STORE or o == OP_MODIFY
+
+
+cdef inline intp_t _memo_run_end(const vaddr_t* addr, const uint8_t* op, const uint16_t* size,
+                                 const uint16_t* cpu, intp_t j, intp_t n, uint32_t ci,
+                                 uint32_t d, uint32_t sh, uint64_t vpn) noexcept nogil:
+    # the first record from j on that is not a memory op of CPU ci (cpu NULL: all are)
+    # and side d (op NULL: all loads) with all its bytes in page vpn (va >> sh): the end
+    # of a run of memo hits
+    cdef vaddr_t va
+    if op == NULL and cpu == NULL:
+        j = _memo_run4(addr, size, j, n, sh, vpn)
+    while j < n:
+        if cpu != NULL and cpu[j] != ci:
+            break
+        if op != NULL and not _same_side(op, j, d):
+            break
+        va = addr[j]
+        if (va >> sh) != vpn:
+            break
+        if size != NULL and (_last_byte(va, size[j]) >> sh) != vpn:
+            break
+        j += 1
+    return j
+
+
 cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
                       const uint16_t* size, const uint16_t* cpu, intp_t n,
                       _Lean* ln) except -1 nogil:
@@ -746,7 +777,7 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
     cdef intp_t i = 0, j, ci = 0
     cdef uint64_t pos0 = m.position
     cdef MMUCpu* c
-    cdef uint32_t o = OP_LOAD, o2, d, sh, sz = 1
+    cdef uint32_t o = OP_LOAD, d, sh, sz = 1
     cdef uint64_t vpn, va, last, ptes0
     # the last record whose walk read a PTE: prefetch when it is the previous record (a
     # walk-heavy stream over 4K pages; huge-page walks end in a few hot directories)
@@ -786,24 +817,7 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
         # (both ends in the memo page: no wrap past 2**64 - 1, which would put the last
         # byte in page 0.., never in the page of a va that close to 2**64)
         if (va >> sh) == vpn and (last >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[d]]:
-            j = i + 1
-            if op == NULL and cpu == NULL:
-                j = _memo_run4(addr, size, j, n, sh, vpn)
-            while j < n:
-                if cpu != NULL and cpu[j] != ci:
-                    break
-                if op != NULL:
-                    o2 = op[j]
-                    if o2 >= OP_SWITCH or (o2 == OP_IFETCH) != (d == SIDE_INSTRUCTION):
-                        break
-                va = addr[j]
-                if size != NULL:
-                    last = _last_byte(va, size[j])
-                    if (va >> sh) != vpn or (last >> sh) != vpn:
-                        break
-                elif (va >> sh) != vpn:
-                    break
-                j += 1
+            j = _memo_run_end(addr, op, size, cpu, i + 1, n, ci, d, sh, vpn)
             _count_memo_hits(c, d, <uint64_t>(j - i))
             i = j
             continue
@@ -875,9 +889,7 @@ cdef intp_t _run_loads(MMUState* m, const vaddr_t* addr, intp_t n,
         sh = c.memo_shift[SIDE_DATA]
         vpn = c.memo_vpn[SIDE_DATA]
         if (addr[i] >> sh) == vpn and not m.touch_on_hit[c.memo_tlb[SIDE_DATA]]:
-            j = _memo_run4(addr, NULL, i + 1, n, sh, vpn)
-            while j < n and (addr[j] >> sh) == vpn:
-                j += 1
+            j = _memo_run_end(addr, NULL, NULL, NULL, i + 1, n, 0, SIDE_DATA, sh, vpn)
             _count_memo_hits(c, SIDE_DATA, <uint64_t>(j - i))
             m.position += <uint64_t>(j - i)
             i = j

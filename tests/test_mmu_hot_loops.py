@@ -23,7 +23,7 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            # the lean path (_mmu_lean.pxi; both copies, _LeanScan and _LeanAny) and its
            # prefetch
            "_lean_setup", "_lean_live", "_lean_walk_generic", "_lean_op",
-           "_count_memo_hits",
+           "_count_memo_hits", "_memo_run_end",
            "_prefetch_leaf8", "_prefetch_ahead",
            # the 4K run (_mmu_run4k.pxi)
            "_run4k_ok", "_run4k_side", "_run4k_flush", "_l1_first", "_same_side", "_run4k_go",
