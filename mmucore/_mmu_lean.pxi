@@ -448,7 +448,7 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
     cdef uint32_t d = SIDE_INSTRUCTION if op == OP_IFETCH else SIDE_DATA
     cdef uint32_t acc = m.user_flag
     cdef uint32_t asid = c.asid
-    cdef int32_t k, j, si
+    cdef int32_t k, si
     cdef TLBState* t
     cdef intp_t e, st
     cdef uint32_t pm
@@ -470,12 +470,7 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
             t.hits += 1
             _lean_touch(t, st, e, kd)
             if c.l1_order[d][0] != si:
-                k = 1
-                while c.l1_order[d][k] != si:
-                    k += 1
-                for j in range(k, 0, -1):
-                    c.l1_order[d][j] = c.l1_order[d][j - 1]
-                c.l1_order[d][0] = si
+                _l1_first(c, d, si)
             c.c[C_L1_HITS] += 1
             _memo_set(c, d, si, e, <uint32_t>(t.tag[e] & 3), t.data[e] << 12)
             return 0
@@ -491,9 +486,7 @@ cdef inline int _lean_access(MMUState* m, MMUCpu* c, _Lean* ln, vaddr_t va,
             t.hits += 1
             _lean_touch(t, st, e, kd)
             if k:
-                for j in range(k, 0, -1):
-                    c.l1_order[d][j] = c.l1_order[d][j - 1]
-                c.l1_order[d][0] = si
+                _l1_to_front(c, d, k)
             c.c[C_L1_HITS] += 1
             _memo_set(c, d, si, e, <uint32_t>(t.tag[e] & 3), t.data[e] << 12)
             return 0

@@ -199,16 +199,6 @@ ctypedef fused R4Kind:
     _R4Ops
 
 
-cdef inline void _l1_first(MMUCpu* c, uint32_t d, int32_t si) noexcept nogil:
-    # an L1 hit in structure si: it goes first in the side's probe order
-    cdef int32_t k = 1, j
-    while c.l1_order[d][k] != si:
-        k += 1
-    for j in range(k, 0, -1):
-        c.l1_order[d][j] = c.l1_order[d][j - 1]
-    c.l1_order[d][0] = si
-
-
 cdef inline Ent* _r4_ent(PTState* s, uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
                          paddr_t table, vaddr_t va, int L, Ent* width) noexcept nogil:
     # the level-L entry of va in the table at `table` (8-byte entries: 9 bits a level)

@@ -95,6 +95,23 @@ cdef inline void _cpu_memo_clear(MMUCpu* c) noexcept nogil:
     c.memo_shift[1] = 63
 
 
+cdef inline void _l1_to_front(MMUCpu* c, uint32_t d, int32_t k) noexcept nogil:
+    # an L1 hit in the structure at position k of side d's probe order: it goes first
+    cdef int32_t si = c.l1_order[d][k], j
+    for j in range(k, 0, -1):
+        c.l1_order[d][j] = c.l1_order[d][j - 1]
+    c.l1_order[d][0] = si
+
+
+cdef inline void _l1_first(MMUCpu* c, uint32_t d, int32_t si) noexcept nogil:
+    # the same for structure si, wherever it is in the order
+    cdef int32_t k = 0
+    while c.l1_order[d][k] != si:
+        k += 1
+    if k:
+        _l1_to_front(c, d, k)
+
+
 cdef inline void _memo_set(MMUCpu* c, uint32_t d, int32_t si, intp_t e, uint32_t code,
                            uint64_t pa_base) noexcept nogil:
     cdef uint32_t sh = page_shift(code)
@@ -286,9 +303,7 @@ cdef inline int _translate(MMUState* m, MMUCpu* c, uint32_t d, vaddr_t va, uint3
             t.hits += 1
             _tlb_touch_i(t, e)
             if k:
-                for j in range(k, 0, -1):
-                    c.l1_order[d][j] = c.l1_order[d][j - 1]
-                c.l1_order[d][0] = si
+                _l1_to_front(c, d, k)
             c.c[C_L1_HITS] += 1
             code = <uint32_t>(t.tag[e] & 3)
             pa = t.data[e] << 12
