@@ -239,6 +239,22 @@ cdef inline Ent* _lean_ent(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len
     return (<Ent*>(pool + (slot << 9))) + ((pa & 4095) // sizeof(Ent))
 
 
+cdef inline Ent* _lean_ent_at(PTState* s, uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
+                             paddr_t table, vaddr_t va, int L, Ent* width) noexcept nogil:
+    # the level-L entry of va in the table at `table` (8-byte entries: 9 bits a level)
+    if Ent is uint32_t:
+        return _lean_ent(pool, slot_dir, dir_len,
+                         table + ((va >> s.shift[L]) & s.idx_mask[L]) * 4, width)
+    return _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8, width)
+
+
+cdef inline uint64_t _lean_key(PTState* s, uint64_t vm, int k, Ent* width) noexcept nogil:
+    # the PSC key of level k (va's bits above the level's index)
+    if Ent is uint32_t:
+        return vm >> s.shift[k]
+    return vm >> (12 + 9 * k)
+
+
 cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_t va,
                            uint32_t acc, uint32_t asid, LeanKind* kd,
                            Ent* width) except -1 nogil:
@@ -292,7 +308,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
     if pmask:
         for k in range(1, L + 1):
             if (pmask >> k) & 1:
-                key = vm >> (s.shift[k] if Ent is uint32_t else 12 + 9 * k)
+                key = _lean_key(s, vm, k, width)
                 hs = <intp_t>(key & psc[k].set_mask)
                 he = _lean_find(&psc[k], hs, key << 2, asid, kd)
                 if he >= 0:
@@ -307,12 +323,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
                 missed |= 1u << k
     L = start
     while True:
-        if Ent is uint32_t:
-            ep = _lean_ent(pool, slot_dir, dir_len,
-                           table + ((va >> s.shift[L]) & s.idx_mask[L]) * 4, width)
-        else:
-            ep = _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
-                           width)
+        ep = _lean_ent_at(s, pool, slot_dir, dir_len, table, va, L, width)
         e = ep[0]
         if not (e & PTE_P) or (e & s.rsvd[2 * L + ((e >> 7) & 1)]):
             return _lean_walk_generic(m, c, d, va, acc, asid)
@@ -361,7 +372,7 @@ cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_
         if not (path_e[k] & PTE_A):
             path_p[k][0] = <Ent>(path_e[k] | PTE_A)
         if (pmask >> k) & 1:
-            _lean_fill(&psc[k], (vm >> (s.shift[k] if Ent is uint32_t else 12 + 9 * k)) << 12,
+            _lean_fill(&psc[k], _lean_key(s, vm, k, width) << 12,
                        asid, PS_4K,
                        (path_e[k] & addr_mask) | path_perm[k], False, kd)
     flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)

@@ -199,22 +199,6 @@ ctypedef fused R4Kind:
     _R4Ops
 
 
-cdef inline Ent* _r4_ent(PTState* s, uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
-                         paddr_t table, vaddr_t va, int L, Ent* width) noexcept nogil:
-    # the level-L entry of va in the table at `table` (8-byte entries: 9 bits a level)
-    if Ent is uint32_t:
-        return _lean_ent(pool, slot_dir, dir_len,
-                         table + ((va >> s.shift[L]) & s.idx_mask[L]) * 4, width)
-    return _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8, width)
-
-
-cdef inline uint64_t _r4_key(PTState* s, uint64_t vm, int k, Ent* width) noexcept nogil:
-    # the PSC key of level k (va's bits above the level's index)
-    if Ent is uint32_t:
-        return vm >> s.shift[k]
-    return vm >> (12 + 9 * k)
-
-
 cdef intp_t _run4k_go(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                       const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
                       intp_t n) noexcept nogil:
@@ -327,13 +311,13 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 if L == 1:
                     pd_key = va >> 30
                     pd_table = table
-                ent = _r4_ent(s, pool, slot_dir, dir_len, table, va, L, width)[0]
+                ent = _lean_ent_at(s, pool, slot_dir, dir_len, table, va, L, width)[0]
                 if (ent & (PTE_P | PTE_PS)) != PTE_P:
                     break
                 table = ent & addr_mask
                 L -= 1
             if L == 0:
-                _prefetch(_r4_ent(s, pool, slot_dir, dir_len, table, va, 0, width))
+                _prefetch(_lean_ent_at(s, pool, slot_dir, dir_len, table, va, 0, width))
             va = addr[i]
         walked = False
         # (2) the side's L1 structure, then its L2 structure (4K entries only)
@@ -384,7 +368,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         start = top
         for q in range(n_lv):
             k = lv[q]
-            key = _r4_key(s, vm, k, width)
+            key = _lean_key(s, vm, k, width)
             hs = <intp_t>(key & psc[k].set_mask)
             he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
             if he >= 0:
@@ -398,7 +382,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 break
         L = start
         while True:
-            ep = _r4_ent(s, pool, slot_dir, dir_len, table, va, L, width)
+            ep = _lean_ent_at(s, pool, slot_dir, dir_len, table, va, L, width)
             ent = ep[0]
             if not (ent & PTE_P) or (ent & s.rsvd[2 * L + ((ent >> 7) & 1)]):
                 L = -1                  # (not present, reserved bits: the generic walk)
@@ -434,7 +418,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             if not (path_e[k] & PTE_A):
                 path_p[k][0] = <Ent>(path_e[k] | PTE_A)
             if (pmask >> k) & 1:
-                key = _r4_key(s, vm, k, width)
+                key = _lean_key(s, vm, k, width)
                 _fill_new(&psc[k], key, <intp_t>(key & psc[k].set_mask), PS_4K, asid,
                           (path_e[k] & addr_mask) | path_perm[k], <_LRU*>NULL, <_Scan*>NULL,
                           False)
