@@ -255,6 +255,40 @@ cdef inline uint64_t _lean_key(PTState* s, uint64_t vm, int k, Ent* width) noexc
     return vm >> (12 + 9 * k)
 
 
+cdef inline int _walk_top(PTState* s) noexcept nogil:
+    # the level a walk starts at: below PAE's PDPTE registers, else the root
+    return 1 if s.mode == MODE_PAE else <int>s.top
+
+
+cdef inline void _prefetch_leaf_ent(PTState* s, vaddr_t va, uint64_t* pd_key,
+                                    paddr_t* pd_table, Ent* width) noexcept nogil:
+    # Descend read-only to va's leaf table and prefetch the leaf entry (no semantic
+    # effect). *pd_key/*pd_table: the page directory the last descent found for the
+    # 1 GiB region va >> 30 (4 and 5 levels), where the next descent in that region
+    # starts (a stale one only makes a useless prefetch).
+    cdef int L = _walk_top(s)
+    cdef paddr_t table = s.cr3
+    cdef uint64_t e
+    if s.mode == MODE_PAE:
+        e = s.pdpte[(va >> 30) & 3]
+        if not (e & PTE_P):
+            return
+        table = e & s.addr_mask
+    elif pd_key[0] == (va >> 30):
+        table = pd_table[0]
+        L = 1
+    while L:
+        if L == 1:
+            pd_key[0] = va >> 30
+            pd_table[0] = table
+        e = _lean_ent_at(s, s.pool, s.slot_dir, s.dir_len, table, va, L, width)[0]
+        if (e & (PTE_P | PTE_PS)) != PTE_P:
+            return
+        table = e & s.addr_mask
+        L -= 1
+    _prefetch(_lean_ent_at(s, s.pool, s.slot_dir, s.dir_len, table, va, 0, width))
+
+
 cdef inline int _lean_walk(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d, vaddr_t va,
                            uint32_t acc, uint32_t asid, LeanKind* kd,
                            Ent* width) except -1 nogil:

@@ -94,11 +94,6 @@ cdef inline bint _run4k_ok(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
     return m.pt[c.asid] != NULL
 
 
-cdef inline int _walk_top(PTState* s) noexcept nogil:
-    # the level a walk starts at: below PAE's PDPTE registers, else the root
-    return 1 if s.mode == MODE_PAE else <int>s.top
-
-
 cdef inline void _run4k_side(MMUState* m, MMUCpu* c, _Lean* ln, uint32_t d,
                              _Side4k* p) noexcept nogil:
     # set up side d of a run (p.t1 stays NULL when the run does not take that side): its
@@ -294,31 +289,8 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             i = j
             continue
         if PREFETCH_ON and walked and i + PREFETCH_AHEAD < n:
-            # the leaf entry of the record PREFETCH_AHEAD on (as _prefetch_leaf8, with
-            # the table's fields in registers)
-            va = addr[i + PREFETCH_AHEAD]
-            L = top
-            table = s.cr3
-            if pae:
-                ent = s.pdpte[(va >> 30) & 3]
-                table = ent & addr_mask
-                if not (ent & PTE_P):
-                    L = -1
-            elif pd_key == (va >> 30):
-                table = pd_table
-                L = 1
-            while L > 0:
-                if L == 1:
-                    pd_key = va >> 30
-                    pd_table = table
-                ent = _lean_ent_at(s, pool, slot_dir, dir_len, table, va, L, width)[0]
-                if (ent & (PTE_P | PTE_PS)) != PTE_P:
-                    break
-                table = ent & addr_mask
-                L -= 1
-            if L == 0:
-                _prefetch(_lean_ent_at(s, pool, slot_dir, dir_len, table, va, 0, width))
-            va = addr[i]
+            # the leaf entry of the record PREFETCH_AHEAD on
+            _prefetch_leaf_ent(s, addr[i + PREFETCH_AHEAD], &pd_key, &pd_table, width)
         walked = False
         # (2) the side's L1 structure, then its L2 structure (4K entries only)
         tag = (vpn << 2) | PS_4K

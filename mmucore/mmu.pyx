@@ -613,31 +613,10 @@ cdef inline void _ahead_init(_Ahead* r) noexcept nogil:
 
 cdef inline void _prefetch_leaf8(PTState* s, vaddr_t va, _Ahead* r) noexcept nogil:
     # 8-byte entries: descend read-only to va's leaf table and prefetch the leaf entry
-    cdef uint32_t L = s.top
-    cdef paddr_t table = s.cr3, pa
-    cdef uint64_t e
-    if s.mode == MODE_PAE:
-        e = s.pdpte[(va >> 30) & 3]
-        if not (e & PTE_P):
-            return
-        table = e & s.addr_mask
-        L = 1
-    elif r.pd_pt == s and r.pd_key == (va >> 30):
-        table = r.pd_table
-        L = 1
-    while L:
-        if L == 1 and s.mode != MODE_PAE:
-            r.pd_pt = s
-            r.pd_key = va >> 30
-            r.pd_table = table
-        e = _lean_ent(s.pool, s.slot_dir, s.dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8,
-                      <uint64_t*>NULL)[0]
-        if (e & (PTE_P | PTE_PS)) != PTE_P:
-            return
-        table = e & s.addr_mask
-        L -= 1
-    _prefetch(_lean_ent(s.pool, s.slot_dir, s.dir_len, table + ((va >> 12) & 511) * 8,
-                        <uint64_t*>NULL))
+    if r.pd_pt != s:
+        r.pd_pt = s
+        r.pd_key = TAG_INVALID
+    _prefetch_leaf_ent(s, va, &r.pd_key, &r.pd_table, <uint64_t*>NULL)
 
 
 cdef inline void _prefetch_ahead(PTState* s, const vaddr_t* addr, intp_t i,

@@ -29,7 +29,8 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            "_run4k_ok", "_run4k_side", "_run4k_flush", "_l1_first", "_l1_to_front", "_same_side",
            "_run4k_go",
            "_lean_ent_at[__pyx_fuse_0]", "_lean_ent_at[__pyx_fuse_1]",
-           "_lean_key[__pyx_fuse_0]", "_lean_key[__pyx_fuse_1]"] + [
+           "_lean_key[__pyx_fuse_0]", "_lean_key[__pyx_fuse_1]", "_walk_top",
+           "_prefetch_leaf_ent[__pyx_fuse_0]", "_prefetch_leaf_ent[__pyx_fuse_1]"] + [
            f"_run4k[__pyx_fuse_{k}_{w}]" for k in (0, 1) for w in (0, 1)] + [
            f"{name}[__pyx_fuse_{k}]" for k in (0, 1)
            for name in ("_lean_find", "_lean_probe", "_lean_touch", "_lean_fill",
