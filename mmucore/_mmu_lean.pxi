@@ -239,13 +239,18 @@ cdef inline Ent* _lean_ent(uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len
     return (<Ent*>(pool + (slot << 9))) + ((pa & 4095) // sizeof(Ent))
 
 
+cdef inline uint64_t _lean_idx(PTState* s, vaddr_t va, int L, Ent* width) noexcept nogil:
+    # the index of va's entry in its level-L table (8-byte entries: 9 bits a level)
+    if Ent is uint32_t:
+        return (va >> s.shift[L]) & s.idx_mask[L]
+    return (va >> (12 + 9 * L)) & 511
+
+
 cdef inline Ent* _lean_ent_at(PTState* s, uint64_t* pool, uint32_t** slot_dir, uint64_t dir_len,
                              paddr_t table, vaddr_t va, int L, Ent* width) noexcept nogil:
-    # the level-L entry of va in the table at `table` (8-byte entries: 9 bits a level)
-    if Ent is uint32_t:
-        return _lean_ent(pool, slot_dir, dir_len,
-                         table + ((va >> s.shift[L]) & s.idx_mask[L]) * 4, width)
-    return _lean_ent(pool, slot_dir, dir_len, table + ((va >> (12 + 9 * L)) & 511) * 8, width)
+    # the level-L entry of va in the table at `table`
+    return _lean_ent(pool, slot_dir, dir_len, table + _lean_idx(s, va, L, width) * sizeof(Ent),
+                     width)
 
 
 cdef inline uint64_t _lean_key(PTState* s, uint64_t vm, int k, Ent* width) noexcept nogil:

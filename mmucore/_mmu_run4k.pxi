@@ -47,6 +47,73 @@ cdef struct _Run4k:
 
 
 cdef enum:
+    R4_PATHS = 2048             # entries of the path cache (a power of two)
+
+
+cdef struct _R4Path:
+    # An entry of the 4K run's path cache: the descent from the root to the leaf table
+    # of one region (va >> 21; >> 22 under 32-bit paging), as it stands during one run.
+    # A run changes no table but A and D bits and no pool address, so within it the
+    # descent is the same every time; a walk that finds its region here (and, after a
+    # PSC hit at level k, the PSC's data equal to fill[k]: the same table below) reads
+    # the leaf entry alone. Entries are valid for the run whose number is `stamp`, and
+    # are made only for descents whose entries above the leaf are present, have their A
+    # bit set (so the walk would write none) and no reserved or PS bit.
+    uint64_t stamp
+    uint64_t region
+    void* leaf                  # the leaf table, in the pool
+    uint64_t fill[5]            # per level k = 1..top: the PSC data of its entry (the
+                                # next table | the rights down to it), as the walk's fill
+
+
+cdef struct _R4Cache:
+    # MMUState.run_cache: the path cache and the number of 4K runs of this MMU so far
+    # (the stamp of the last one; 0 is no run's)
+    uint64_t runs
+    _R4Path path[R4_PATHS]
+
+
+cdef inline _R4Path* _r4_path(PTState* s, _R4Path* paths, uint64_t stamp, vaddr_t va,
+                              Ent* width) noexcept nogil:
+    # va's path-cache entry, made by a read-only descent from the root if it is not there
+    # (replacing the entry of another region); NULL when the descent does not qualify or
+    # va is outside the mode's address space
+    cdef uint64_t vm = va & ((((<uint64_t>1) << s.va_bits) - 1))
+    cdef uint64_t region = _lean_key(s, vm, 1, width), e, rw = 1, us = 1, xd = 0
+    cdef _R4Path* P = &paths[region & (R4_PATHS - 1)]
+    cdef paddr_t table = s.cr3
+    cdef int L = _walk_top(s)
+    cdef uint32_t canon = 64 - s.va_bits
+    if P.stamp == stamp and P.region == region:
+        return P
+    if s.va_bits == 32:
+        if va >> 32:
+            return NULL
+    elif <uint64_t>((<int64_t>(va << canon)) >> canon) != va:
+        return NULL
+    P.stamp = 0                         # (invalid while it is rewritten)
+    if s.mode == MODE_PAE:
+        e = s.pdpte[(va >> 30) & 3]
+        if not (e & PTE_P):
+            return NULL
+        table = e & s.addr_mask
+    while L:
+        e = _lean_ent_at(s, s.pool, s.slot_dir, s.dir_len, table, va, L, width)[0]
+        if (e & (PTE_P | PTE_A | PTE_PS)) != (PTE_P | PTE_A) or (e & s.rsvd[2 * L]):
+            return NULL
+        rw &= e >> 1
+        us &= e >> 2
+        xd |= e >> 63
+        table = e & s.addr_mask
+        P.fill[L] = table | ((rw & 1) << 1) | ((us & 1) << 2) | ((xd & 1) << 63)
+        L -= 1
+    P.leaf = _lean_ent(s.pool, s.slot_dir, s.dir_len, table, width)
+    P.region = region
+    P.stamp = stamp
+    return P
+
+
+cdef enum:
     # A run that translated fewer than R4_SHORT records (a trace that interleaves CPUs
     # record by record, or breaks stretches otherwise) costs more to set up and flush
     # than it saves: the batch loop then leaves the next R4_BACKOFF records to the lean
@@ -229,9 +296,13 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef bint inclusive = m.inclusion == INCL_INCLUSIVE
     cdef bint walked = False, prot
     cdef intp_t j, e, s1, s2, he = -1, hs = 0, nb
-    cdef uint64_t va, vpn, tag, vm, key, dd, ent, flags, pfn
-    cdef uint64_t pd_key = TAG_INVALID  # the prefetch's page directory of 1 GiB va >> 30
+    cdef uint64_t va, va2, vpn, tag, vm, key, dd, ent, flags, pfn
+    cdef uint64_t pd_key = TAG_INVALID  # (the prefetch without the path cache)
     cdef paddr_t pd_table = 0
+    cdef _R4Path* paths
+    cdef _R4Path* P
+    cdef uint64_t stamp
+    cdef _R4Cache* rc
     cdef uint64_t rw, us, xd
     cdef paddr_t table
     cdef uint32_t ea
@@ -246,6 +317,15 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef _Side4k* p
     cdef _Side4k* other
     memset(&r, 0, sizeof(r))
+    if m.run_cache == NULL:
+        m.run_cache = calloc(1, sizeof(_R4Cache))     # (NULL: this run goes without)
+    paths = NULL
+    stamp = 0
+    if m.run_cache != NULL:
+        rc = <_R4Cache*>m.run_cache
+        rc.runs += 1
+        stamp = rc.runs
+        paths = &rc.path[0]
     _run4k_side(m, c, ln, SIDE_DATA, &r.side[SIDE_DATA])
     _run4k_side(m, c, ln, SIDE_INSTRUCTION, &r.side[SIDE_INSTRUCTION])
     for k in range(1, top + 1):
@@ -289,8 +369,15 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             i = j
             continue
         if PREFETCH_ON and walked and i + PREFETCH_AHEAD < n:
-            # the leaf entry of the record PREFETCH_AHEAD on
-            _prefetch_leaf_ent(s, addr[i + PREFETCH_AHEAD], &pd_key, &pd_table, width)
+            # the leaf entry of the record PREFETCH_AHEAD on (its path-cache entry made
+            # if need be: the walk of that record then reads the leaf entry alone)
+            if paths != NULL:
+                va2 = addr[i + PREFETCH_AHEAD]
+                P = _r4_path(s, paths, stamp, va2, width)
+                if P != NULL:
+                    _prefetch((<Ent*>P.leaf) + _lean_idx(s, va2, 0, width))
+            else:
+                _prefetch_leaf_ent(s, addr[i + PREFETCH_AHEAD], &pd_key, &pd_table, width)
         walked = False
         # (2) the side's L1 structure, then its L2 structure (4K entries only)
         tag = (vpn << 2) | PS_4K
@@ -352,8 +439,25 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 hitk = k
                 start = k - 1
                 break
-        L = start
-        while True:
+        P = NULL
+        if paths != NULL:
+            key = _lean_key(s, vm, 1, width)
+            P = &paths[key & (R4_PATHS - 1)]
+            if P.stamp != stamp or P.region != key or (hitk and dd != P.fill[hitk]):
+                P = NULL
+        if P != NULL:
+            # the path cache: the same descent to the same leaf table, every entry above
+            # it with its A bit set (PSC fills below take their data from the entry)
+            ep = (<Ent*>P.leaf) + _lean_idx(s, va, 0, width)
+            ent = ep[0]
+            if not (ent & PTE_P) or (ent & s.rsvd[(ent >> 7) & 1]):
+                break
+            dd = P.fill[1]
+            rw = (dd >> 1) & (ent >> 1) & 1
+            us = (dd >> 2) & (ent >> 2) & 1
+            xd = ((dd >> 63) | (ent >> 63)) & 1
+        L = 0 if P != NULL else start
+        while P == NULL:
             ep = _lean_ent_at(s, pool, slot_dir, dir_len, table, va, L, width)
             ent = ep[0]
             if not (ent & PTE_P) or (ent & s.rsvd[2 * L + ((ent >> 7) & 1)]):
@@ -387,13 +491,16 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         if hitk and psc[hitk].policy == POLICY_LRU:
             _order_front(&psc[hitk], hs, he, <_Scan*>NULL)
         for k in range(start, 0, -1):
-            if not (path_e[k] & PTE_A):
-                path_p[k][0] = <Ent>(path_e[k] | PTE_A)
+            if P != NULL:
+                dd = P.fill[k]
+            else:
+                if not (path_e[k] & PTE_A):
+                    path_p[k][0] = <Ent>(path_e[k] | PTE_A)
+                dd = (path_e[k] & addr_mask) | path_perm[k]
             if (pmask >> k) & 1:
                 key = _lean_key(s, vm, k, width)
-                _fill_new(&psc[k], key, <intp_t>(key & psc[k].set_mask), PS_4K, asid,
-                          (path_e[k] & addr_mask) | path_perm[k], <_LRU*>NULL, <_Scan*>NULL,
-                          False)
+                _fill_new(&psc[k], key, <intp_t>(key & psc[k].set_mask), PS_4K, asid, dd,
+                          <_LRU*>NULL, <_Scan*>NULL, False)
         flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
         if (ent & flags) != flags:
             ep[0] = <Ent>(ep[0] | flags)   # re-read: a non-leaf A write may alias it

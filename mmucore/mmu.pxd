@@ -11,7 +11,7 @@ from mmucore.tlb cimport TLBState
 from mmucore.pagetable cimport PTState
 
 cdef enum:
-    MMU_ABI_VERSION = 2         # bumped with every change of MMUState/MMUCpu or a kernel
+    MMU_ABI_VERSION = 3         # bumped with every change of MMUState/MMUCpu or a kernel
     MMU_MAX_TLBS = 8            # TLB structures per CPU
     MMU_MAX_ASIDS = 4096        # ASIDs 0..4095 (12-bit PCIDs)
     MMU_MAX_CPUS = 1024
@@ -108,6 +108,8 @@ cdef struct MMUState:
     uint64_t asids              # address spaces created
     uint64_t position           # records processed (cumulative)
     void* owner                 # the MMUCore (creates page tables, with the GIL)
+    void* run_cache             # scratch of the batch loop's 4K run (its path cache):
+                                # allocated by the first run, freed by the MMUCore
 
 # Run n trace records (one chunk) in one call. op/size/cpu may be NULL (all loads, size
 # 1, CPU 0); the caller has validated cpu < cpus, op codes 0..9 and control arguments.

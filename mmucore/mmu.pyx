@@ -935,6 +935,7 @@ cdef bytes mmu_dump(MMUState* m):
     memcpy(h, m, sizeof(MMUState))         # the scalars, without addresses
     h.cpu = NULL
     h.owner = NULL
+    h.run_cache = NULL
     for k in range(MMU_MAX_ASIDS):
         if h.pt[k] != NULL:
             h.pt[k] = <PTState*>1           # only whether the address space exists
@@ -1033,6 +1034,7 @@ cdef int mmu_restore(MMUState* m, bytes buf) except -1:
                     i += 1
         h.cpu = m.cpu
         h.owner = m.owner
+        h.run_cache = m.run_cache
         memcpy(h.pt, m.pt, MMU_MAX_ASIDS * sizeof(PTState*))
         memcpy(m, h, sizeof(MMUState))
     finally:
@@ -1124,6 +1126,8 @@ cdef class MMUCore:
     def __dealloc__(self):
         cdef intp_t k, j
         cdef uint32_t L
+        free(self.st.run_cache)
+        self.st.run_cache = NULL
         if self.st.cpu != NULL:
             for k in range(self.st.cpus):
                 if self.st.cpu[k].tlb != NULL:
