@@ -77,7 +77,7 @@ def run(cfg, kw, maps, recs, cuts, calls, lean, reference):
 
 def tables(mmu):
     """Every ASID's page-table pages (entries with their A/D bits)."""
-    return {a: [np.asarray(p).tolist() for p in mmu.page_table(a).table_pages()]
+    return {a: {pa: words.tolist() for pa, words in mmu.page_table(a).table_pages().items()}
             for a in mmu.asids}
 
 
@@ -258,3 +258,53 @@ def test_bundled_lackey_traces_with_and_without_the_4k_run():
             assert (took > 0.9 * len(chunk.addr)) if run4k else took == 0, (name, took)
             out[run4k] = mmu.stats.to_dict()
         assert not diff(out[True], out[False]), name
+
+
+@pytest.mark.parametrize("preset,paging", [("skylake", "x86_64"), ("p6", "pae"),
+                                           ("p6", "x86_32")])
+def test_path_cache_follows_table_writes_between_chunks(preset, paging):
+    """The 4K run's path cache (one descent to a leaf table per region, valid for one
+    run) against tables written behind the MMU's back between chunks: a pre-mapped
+    region whose upper entries start without A bits (the first walks set them, so the
+    cache may not be built from them), two page-directory entries swapped without
+    invalidation (the PDE cache then holds the old tables, which the walk must follow),
+    and A bits cleared again. Tables are compared after every chunk (a later walk may
+    set a missed A bit). Walk-heavy random loads and stores; the 4K run, the lean path
+    without it and the generic path give the same counters and tables."""
+    from pyapi.chunk import TraceChunk
+    base, span = 0x10000000, 16 << 20                   # 8 (x86_32: 4) leaf tables
+    rng = np.random.default_rng(5)
+    n, chunks = 40_000, 8
+    addr = (base + rng.integers(0, span >> 3, n, dtype=np.uint64) * 8).astype(np.uint64)
+    op = rng.choice(np.array([0, 0, 0, 1], np.uint8), n)
+    region = 1 << (22 if paging == "x86_32" else 21)
+    out = {}
+    for mode in ("run4k", "lean", "generic"):
+        engine.set_run4k(mode == "run4k")
+        engine.set_lean(mode != "generic")
+        mmu = MMU.from_preset(preset, paging=paging, huge_pages="never")
+        mmu.map(base, span)
+        pt = mmu.page_table(0)
+        upper = sorted({pt.entry_paddr(va, L) for va in range(base, base + span, region)
+                        for L in range(1, pt.levels) if not (paging == "pae" and L == 2)})
+        pde = [pt.entry_paddr(base + k * region, 1) for k in (1, 2)]
+        before = engine.run4k_records()
+        snaps = []                                      # (later walks may hide an A bit)
+        for k, (lo, hi) in enumerate(zip(range(0, n, n // chunks),
+                                         range(n // chunks, n + 1, n // chunks))):
+            mmu.replay(TraceChunk(addr[lo:hi], op[lo:hi]), progress=False)
+            snaps.append(tables(mmu))
+            if k == 2:                                  # two PDEs swapped, PSCs not told
+                a, b = pt.read_entry(pde[0]), pt.read_entry(pde[1])
+                pt.write_entry(pde[0], b)
+                pt.write_entry(pde[1], a)
+            if k == 5:                                  # A bits of the upper entries cleared
+                for p in upper:
+                    pt.write_entry(p, pt.read_entry(p) & ~0x20)
+        took = engine.run4k_records() - before
+        assert (took > n // 2) if mode == "run4k" else took == 0, (mode, took)
+        out[mode] = (mmu.stats.to_dict(), snaps)
+    assert not diff(out["run4k"][0], out["lean"][0])
+    assert not diff(out["run4k"][0], out["generic"][0])
+    for k in range(chunks):
+        assert out["run4k"][1][k] == out["lean"][1][k] == out["generic"][1][k], k
