@@ -43,6 +43,10 @@ cdef struct _Lean:
     uint32_t l1_pm[2]
     int32_t l2_one[2]
     uint32_t l2_pm[2]
+    # set when the tables may have changed otherwise than by demand paging or A/D bits
+    # since the last 4K run (a new batch: API calls before it; a control op): the next
+    # run starts its path cache afresh
+    bint paths_stale
 
 
 # Compile-time selector of the lean path's copy: _LeanScan when every structure uses the
@@ -73,6 +77,7 @@ cdef bint _lean_setup(MMUState* m, _Lean* ln) noexcept nogil:
     cdef intp_t k, j
     cdef uint32_t L, code
     cdef MMUCpu* c
+    ln.paths_stale = True
     if m.inclusion == INCL_EXCLUSIVE:
         return False
     ln.scan_only = True

@@ -52,13 +52,14 @@ cdef enum:
 
 cdef struct _R4Path:
     # An entry of the 4K run's path cache: the descent from the root to the leaf table
-    # of one region (va >> 21; >> 22 under 32-bit paging), as it stands during one run.
-    # A run changes no table but A and D bits and no pool address, so within it the
-    # descent is the same every time; a walk that finds its region here (and, after a
-    # PSC hit at level k, the PSC's data equal to fill[k]: the same table below) reads
-    # the leaf entry alone. Entries are valid for the run whose number is `stamp`, and
-    # are made only for descents whose entries above the leaf are present, have their A
-    # bit set (so the walk would write none) and no reserved or PS bit.
+    # of one region (va >> 21; >> 22 under 32-bit paging). A run changes no table but A
+    # and D bits and no pool address, so within it the descent is the same every time
+    # (and across runs, as long as nothing but demand paging happened between them: see
+    # _run4k); a walk that finds its region here (and, after a PSC hit at level k, the
+    # PSC's data equal to fill[k]: the same table below) reads the leaf entry alone.
+    # Entries are valid while `stamp` is the cache's, and are made only for descents
+    # whose entries above the leaf are present, have their A bit set (so the walk would
+    # write none) and no reserved or PS bit.
     uint64_t stamp
     uint64_t region
     void* leaf                  # the leaf table, in the pool
@@ -67,9 +68,11 @@ cdef struct _R4Path:
 
 
 cdef struct _R4Cache:
-    # MMUState.run_cache: the path cache and the number of 4K runs of this MMU so far
-    # (the stamp of the last one; 0 is no run's)
-    uint64_t runs
+    # MMUState.run_cache: the path cache, the stamp its valid entries carry (0 is none's),
+    # and the table and frame pool they point into
+    uint64_t stamp
+    PTState* pt
+    uint64_t* pool
     _R4Path path[R4_PATHS]
 
 
@@ -322,9 +325,18 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     paths = NULL
     stamp = 0
     if m.run_cache != NULL:
+        # Between two runs of a batch, records of the lean and generic paths may have
+        # changed the tables only by demand paging (entries made present below a
+        # not-present one: never on a cached path) and A/D bits, unless they include a
+        # control op: the cache carries over unless one came (or a new batch began), the
+        # run is on another table, or the frame pool moved.
         rc = <_R4Cache*>m.run_cache
-        rc.runs += 1
-        stamp = rc.runs
+        if ln.paths_stale or rc.pt != s or rc.pool != s.pool:
+            rc.stamp += 1
+            rc.pt = s
+            rc.pool = s.pool
+            ln.paths_stale = False
+        stamp = rc.stamp
         paths = &rc.path[0]
     _run4k_side(m, c, ln, SIDE_DATA, &r.side[SIDE_DATA])
     _run4k_side(m, c, ln, SIDE_INSTRUCTION, &r.side[SIDE_INSTRUCTION])

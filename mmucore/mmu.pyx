@@ -799,6 +799,8 @@ cdef intp_t _run_fast(MMUState* m, const vaddr_t* addr, const uint8_t* op,
         if o >= OP_SWITCH:
             m.position = pos0 + <uint64_t>i
             _control(m, ci, o, addr[i])
+            if ln != NULL:
+                ln.paths_stale = True
             i += 1
             continue
         d = SIDE_INSTRUCTION if o == OP_IFETCH else SIDE_DATA
