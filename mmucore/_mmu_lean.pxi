@@ -154,9 +154,14 @@ cdef inline void _lean_touch(TLBState* t, intp_t s, intp_t e, LeanKind* kd) noex
 
 cdef inline intp_t _lean_fill(TLBState* t, vaddr_t va, uint32_t ea, uint32_t code,
                               uint64_t data, bint record, LeanKind* kd) noexcept nogil:
-    # tlb_fill_absent (the caller probed and missed); LRU and FIFO fill alike
+    # tlb_fill_absent (the caller probed and missed)
     cdef uint64_t vpn = va >> page_shift(code)
-    cdef intp_t s = <intp_t>(vpn & t.set_mask)
+    return _lean_fill_set(t, vpn, <intp_t>(vpn & t.set_mask), ea, code, data, record, kd)
+
+
+cdef inline intp_t _lean_fill_set(TLBState* t, uint64_t vpn, intp_t s, uint32_t ea, uint32_t code,
+                                  uint64_t data, bint record, LeanKind* kd) noexcept nogil:
+    # _lean_fill of page number vpn, whose set s the caller has; LRU and FIFO fill alike
     if LeanKind is _LeanAny:
         if t.policy == POLICY_PLRU:
             if t.listed:

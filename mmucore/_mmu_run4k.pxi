@@ -4,9 +4,10 @@
 # configuration from the MMUState and the TLBStates and adds to a dozen counters in
 # memory every time. Most of a replay, though, is one long stretch in which nothing
 # about the configuration changes: one CPU's loads, stores and instruction fetches over
-# 4 KiB pages, every TLB structure and PSC nibble-order LRU/FIFO (the _LeanScan copy:
-# the Skylake, Nehalem and P6 presets), any paging mode. _run4k replays such a stretch
-# in one call:
+# 4 KiB pages, in any configuration the lean path takes (every preset but Zen 4; it is
+# compiled, like the lean path, once for nibble-order LRU/FIFO structures only, the
+# _LeanScan copy: Skylake, Nehalem, P6, and once for the rest), any paging mode. _run4k
+# replays such a stretch in one call:
 # * each side's L1 and L2 structure and memo, the page table and the PSC levels live in
 #   locals for the whole run;
 # * it counts only L1 hits, L2 hits, walks by the level of their PSC hit and
@@ -157,7 +158,7 @@ def run4k_records():
 cdef inline bint _run4k_ok(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
     # whether CPU c may take the 4K run now (_run4k_side then says which sides)
     cdef PTState* s
-    if not _run4k_enabled or not ln.scan_only or c.size_seen != (1u << PS_4K):
+    if not _run4k_enabled or c.size_seen != (1u << PS_4K):
         return False
     if c != ln.cpu or c.size_seen != ln.seen:
         _lean_live(m, c, ln)
@@ -267,23 +268,41 @@ ctypedef fused R4Kind:
 cdef intp_t _run4k_go(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                       const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
                       intp_t n) noexcept nogil:
-    # _run4k's copy for this batch (op column or not) and entry width
+    # _run4k's copy for this batch (op column or not), structures (the lean path's copy)
+    # and entry width
+    if ln.scan_only:
+        if m.mode == MODE_X86_32:
+            if op == NULL:
+                return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL,
+                              <_LeanScan*>NULL, <uint32_t*>NULL)
+            return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <_LeanScan*>NULL,
+                          <uint32_t*>NULL)
+        if op == NULL:
+            return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <_LeanScan*>NULL,
+                          <uint64_t*>NULL)
+        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <_LeanScan*>NULL,
+                      <uint64_t*>NULL)
     if m.mode == MODE_X86_32:
         if op == NULL:
-            return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <uint32_t*>NULL)
-        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <uint32_t*>NULL)
+            return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <_LeanAny*>NULL,
+                          <uint32_t*>NULL)
+        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <_LeanAny*>NULL,
+                      <uint32_t*>NULL)
     if op == NULL:
-        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <uint64_t*>NULL)
-    return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <uint64_t*>NULL)
+        return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Loads*>NULL, <_LeanAny*>NULL,
+                      <uint64_t*>NULL)
+    return _run4k(m, c, ln, addr, op, size, cpu, i, n, <_R4Ops*>NULL, <_LeanAny*>NULL,
+                  <uint64_t*>NULL)
 
 
 cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                    const uint8_t* op, const uint16_t* size, const uint16_t* cpu, intp_t i,
-                   intp_t n, R4Kind* kind, Ent* width) noexcept nogil:
+                   intp_t n, R4Kind* kind, LeanKind* kd, Ent* width) noexcept nogil:
     """Records i.. of CPU c (cpu[i] is c's, when cpu is given) while they are memory ops
     that the 4K run translates (_run4k_ok holds); returns the first record it did not
-    translate (n at the end). op is NULL in the _R4Loads copy; `width` is the table's
-    entry type (uint32_t: 32-bit paging)."""
+    translate (n at the end). op is NULL in the _R4Loads copy; `kd` is the lean path's
+    copy (_LeanScan: nibble-order LRU/FIFO structures only); `width` is the table's entry
+    type (uint32_t: 32-bit paging)."""
     global _run4k_records
     cdef TLBState* psc = c.psc
     cdef PTState* s = m.pt[c.asid]
@@ -394,9 +413,11 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         # (2) the side's L1 structure, then its L2 structure (4K entries only)
         tag = (vpn << 2) | PS_4K
         s1 = <intp_t>(vpn & p.mask1)
-        e = _find_scan(p.t1, s1 * p.t1.ways, tag, asid, <_Scan*>NULL)
+        e = _lean_find(p.t1, s1, tag, asid, kd)
         if e >= 0:
-            if p.lru1:
+            if LeanKind is _LeanAny:
+                _lean_touch(p.t1, s1, e, kd)
+            elif p.lru1:
                 _order_front(p.t1, s1, e, <_Scan*>NULL)
             if c.l1_order[d][0] != p.si1:
                 _l1_first(c, d, p.si1)
@@ -407,12 +428,13 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             i += 1
             continue
         s2 = <intp_t>(vpn & p.mask2)
-        e = _find_scan(p.t2, s2 * p.t2.ways, tag, asid, <_Scan*>NULL) if p.t2 != NULL else -1
+        e = _lean_find(p.t2, s2, tag, asid, kd) if p.t2 != NULL else -1
         if e >= 0:
-            if p.lru2:
+            if LeanKind is _LeanAny:
+                _lean_touch(p.t2, s2, e, kd)
+            elif p.lru2:
                 _order_front(p.t2, s2, e, <_Scan*>NULL)
-            p.e1 = _fill_new(p.t1, vpn, s1, PS_4K, p.t2.easid[e], p.t2.data[e], <_LRU*>NULL,
-                             <_Scan*>NULL, False)
+            p.e1 = _lean_fill_set(p.t1, vpn, s1, p.t2.easid[e], PS_4K, p.t2.data[e], False, kd)
             p.ops += 1
             p.l2_hits += 1
             p.memo = vpn
@@ -441,7 +463,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             k = lv[q]
             key = _lean_key(s, vm, k, width)
             hs = <intp_t>(key & psc[k].set_mask)
-            he = _find_scan(&psc[k], hs * psc[k].ways, key << 2, asid, <_Scan*>NULL)
+            he = _lean_find(&psc[k], hs, key << 2, asid, kd)
             if he >= 0:
                 dd = psc[k].data[he]
                 table = dd & addr_mask
@@ -500,8 +522,8 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             break
         # (4) the walk's effects, in _lean_walk's order (its counters: at the flush)
         r.hit_at[hitk] += 1
-        if hitk and psc[hitk].policy == POLICY_LRU:
-            _order_front(&psc[hitk], hs, he, <_Scan*>NULL)
+        if hitk:
+            _lean_touch(&psc[hitk], hs, he, kd)
         for k in range(start, 0, -1):
             if P != NULL:
                 dd = P.fill[k]
@@ -511,15 +533,15 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 dd = (path_e[k] & addr_mask) | path_perm[k]
             if (pmask >> k) & 1:
                 key = _lean_key(s, vm, k, width)
-                _fill_new(&psc[k], key, <intp_t>(key & psc[k].set_mask), PS_4K, asid, dd,
-                          <_LRU*>NULL, <_Scan*>NULL, False)
+                _lean_fill_set(&psc[k], key, <intp_t>(key & psc[k].set_mask), asid, PS_4K, dd,
+                               False, kd)
         flags = PTE_A | (PTE_D if acc & ACC_WRITE else 0)
         if (ent & flags) != flags:
             ep[0] = <Ent>(ep[0] | flags)   # re-read: a non-leaf A write may alias it
         pfn = (ent & addr_mask) >> 12
         ea = <uint32_t>ASID_GLOBAL if (ent & PTE_G) else asid
         if p.t2 != NULL:
-            _fill_new(p.t2, vpn, s2, PS_4K, ea, pfn, <_LRU*>NULL, <_Scan*>NULL, inclusive)
+            _lean_fill_set(p.t2, vpn, s2, ea, PS_4K, pfn, inclusive, kd)
             if inclusive and p.t2.victim_valid:
                 p.t2.victim_valid = 0
                 nb = 0
@@ -528,7 +550,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                     j32 = <uint32_t>mmucore_ctz64(bits)
                     bits &= bits - 1
                     nb += _lean_remove_match(&c.tlb[j32], p.t2.victim_tag, p.t2.victim_easid,
-                                             <_LeanScan*>NULL)
+                                             kd)
                 if nb:
                     # (the lean path clears both memos; this side's is set again below)
                     r.back_inv += <uint64_t>nb
@@ -536,7 +558,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                     other = &r.side[1 - d]
                     other.memo = TAG_INVALID
                     other.e1 = -1
-        p.e1 = _fill_new(p.t1, vpn, s1, PS_4K, ea, pfn, <_LRU*>NULL, <_Scan*>NULL, False)
+        p.e1 = _lean_fill_set(p.t1, vpn, s1, ea, PS_4K, pfn, False, kd)
         p.ops += 1
         p.memo = vpn
         walked = True

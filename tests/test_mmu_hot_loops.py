@@ -30,11 +30,13 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            "_run4k_go",
            "_lean_ent_at[__pyx_fuse_0]", "_lean_ent_at[__pyx_fuse_1]",
            "_lean_key[__pyx_fuse_0]", "_lean_key[__pyx_fuse_1]", "_walk_top",
+           "_lean_idx[__pyx_fuse_0]", "_lean_idx[__pyx_fuse_1]",
+           "_r4_path[__pyx_fuse_0]", "_r4_path[__pyx_fuse_1]",
            "_prefetch_leaf_ent[__pyx_fuse_0]", "_prefetch_leaf_ent[__pyx_fuse_1]"] + [
-           f"_run4k[__pyx_fuse_{k}_{w}]" for k in (0, 1) for w in (0, 1)] + [
+           f"_run4k[__pyx_fuse_{k}_{c}_{w}]" for k in (0, 1) for c in (0, 1) for w in (0, 1)] + [
            f"{name}[__pyx_fuse_{k}]" for k in (0, 1)
            for name in ("_lean_find", "_lean_probe", "_lean_touch", "_lean_fill",
-                        "_lean_remove_match", "_lean_fill_l1", "_lean_fill_l2",
+                        "_lean_remove_match", "_lean_fill_l1", "_lean_fill_l2", "_lean_fill_set",
                         "_lean_l2_hit", "_lean_access", "_lean_ent")] + [
            f"_lean_walk[__pyx_fuse_{k}_{w}]" for k in (0, 1) for w in (0, 1)]
 

@@ -147,12 +147,15 @@ def test_which_configurations_take_the_lean_path():
 
 
 def run4k_configs():
-    """Random hierarchies whose 4K stretches take the 4K run: nibble-order LRU/FIFO
-    structures (at most 16 ways), every paging mode."""
-    return configs(modes=LEAN_MODES, geoms=[g for g in LEAN_GEOMS if g[1] <= 16],
+    """Random hierarchies whose 4K stretches take the 4K run (every one the lean path
+    takes), every paging mode; one in three with nibble-order LRU/FIFO structures only
+    (at most 16 ways: the run's _LeanScan copy), the others with PLRU and up to 64 ways
+    too (mostly the _LeanAny copy)."""
+    scan = configs(modes=LEAN_MODES, geoms=[g for g in LEAN_GEOMS if g[1] <= 16],
                    policies=["lru", "lru", "fifo"], psc_policies=["lru", "fifo"],
                    inclusions=["inclusive", "non-inclusive"],
                    psc_shapes=[(1, 1), (2, 2), (4, 2), (8, 8), (4, 4)], max_cpus=3)
+    return st.one_of(scan, lean_configs(), lean_configs())
 
 
 def run4k_traces(mode, cpus, nasids):
@@ -182,8 +185,10 @@ def test_run4k_matches_lean_path_and_reference(data):
     engine.set_run4k(True, backoff=data.draw(st.integers(0, 3), label="backoff") == 0)
     before = engine.run4k_records()
     fast, ref = run(cfg, kw, maps, recs, cuts, calls, True, reference)
-    event("the 4K run took records" if engine.run4k_records() > before
-          else "the 4K run took none")
+    any_copy = any(t.policy == "plru" or t.ways > 16 for t in cfg.tlbs) or \
+        (bool(cfg.psc) and cfg.psc_policy == "plru")
+    event(("the 4K run took records" if engine.run4k_records() > before
+           else "the 4K run took none") + (" (_LeanAny copy)" if any_copy else ""))
     engine.set_run4k(False)
     try:
         slow, _ = run(cfg, kw, maps, recs, cuts, calls, True, False)
@@ -200,7 +205,11 @@ def test_run4k_matches_lean_path_and_reference(data):
     ("skylake", "x86_64", 1, 0.001), ("skylake", "x86_64", 2, 0.001),
     ("skylake", "x86_64", 1, 0.6), ("nehalem", "x86_64", 1, 0.6), ("p6", "pae", 1, 0.001),
     ("p6", "pae", 1, 0.6), ("skylake", "pae", 2, 0.6), ("p6", "x86_32", 1, 0.6),
-    ("skylake", "x86_32", 2, 0.001)])
+    ("skylake", "x86_32", 2, 0.001),
+    # (the _LeanAny copy: PLRU; 48-, 64-way fully associative L1s; a unified 3-size STLB)
+    ("golden_cove", "x86_64", 1, 0.6), ("golden_cove", "x86_32", 2, 0.001),
+    ("zen2", "x86_64", 2, 0.6), ("zen3", "pae", 1, 0.001), ("cortex_a76", "x86_64", 1, 0.6),
+    ("pentium4", "x86_32", 1, 0.6)])
 def test_presets_with_and_without_the_4k_run(preset, paging, cpus, fetches):
     """Longer streams over 4K pages (loads, stores, read-modify-writes, instruction
     fetches over code pages, rarely or as in a lackey trace, page-crossing accesses, a
