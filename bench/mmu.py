@@ -2,7 +2,7 @@
 """Replay speed of the MMU engine (pyapi.MMU) on the issue-4 workloads.
 
     OPENBLAS_NUM_THREADS=1 python bench/mmu.py [--n 100000000 | --quick] [--repeat 3]
-                                               [--only NAME,...] [--no-rss | --rss-only] [--json FILE]
+                                               [--only NAME,...(streams, presets, ceiling)] [--no-rss | --rss-only] [--json FILE]
 
 Rows (one MMU configuration on one stream each):
 
@@ -33,6 +33,11 @@ pre-mapped MMU, and each must report identical counters (L1 and STLB hits, walks
 references, PSC hits per level): the ratios say how close the configurable engine comes
 to a specialised loop doing the same work on this machine. Skipped without a C compiler
 (``--no-ceiling`` skips it).
+
+Other presets (``presets``): the uniform stream through every other preset (x86_64, 4K
+pages, a fresh MMU per repeat as above), with the lean path's 4K run and without it
+(``mmucore.mmu.set_run4k(False)``: the lean path alone; Zen 4 runs the generic path
+either way), and the counters of the two replays compared.
 
 Peak RSS: a subprocess builds the uniform 1 GiB trace of ``--n`` accesses chunk by chunk
 into preallocated arrays, then replays it on the Skylake configuration; the figure is
@@ -184,6 +189,29 @@ def _has_avx2():
         return False
 
 
+OTHER_PRESETS = ("nehalem", "pentium4", "golden_cove", "zen2", "zen3", "cortex_a76", "zen4")
+
+
+def other_presets(n, repeat):
+    """[(preset, rate with the 4K run, rate without it, counters equal)] on the uniform
+    stream (x86_64, 4K pages)."""
+    import mmucore.mmu as engine
+    trace = stream("uniform", n)
+    out = []
+    for preset in OTHER_PRESETS:
+        rates, dicts = [], []
+        for run4k in (True, False):
+            old = engine.set_run4k(run4k)
+            try:
+                dt, st = time_mmu(preset, "x86_64", "never", trace, repeat)
+            finally:
+                engine.set_run4k(old)
+            rates.append(n / dt)
+            dicts.append(st)
+        out.append((preset, rates[0], rates[1], dicts[0] == dicts[1]))
+    return out
+
+
 def ceiling(n, repeat, workdir):
     """The hand-tuned C loop of bench/ceiling_skylake.c against mmucore on the same
     stream (uniform over 1 GiB, pre-mapped with 4K pages, bare 1-byte loads): (mmucore
@@ -276,6 +304,14 @@ def main(argv=None):
             for flags, c_rate, same in builds:
                 print(f"  cc {flags:<12} {c_rate / 1e6:6.1f} M/s   mmucore = "
                       f"{m_rate / c_rate:.2f} x C   counters {'identical' if same else 'DIFFER'}")
+    others = None
+    if not a.rss_only and (not only or "presets" in only):
+        others = other_presets(n, a.repeat)
+        print("\nother presets, uniform over 1 GiB (x86_64, 4K): M acc/s with the 4K run / "
+              "the lean path alone")
+        for preset, r4, lean, same in others:
+            print(f"  {preset:<12} {r4 / 1e6:6.1f}  {lean / 1e6:6.1f}  ({r4 / lean:.2f}x; "
+                  f"counters {'identical' if same else 'DIFFER'})", flush=True)
     rss = None
     if not a.no_rss:
         base, rss = peak_rss(n)
@@ -292,7 +328,10 @@ def main(argv=None):
               f"{'PASS' if rss <= RSS_TARGET_MB else 'MISS'}")
     if a.json:
         data = dict(n=n, repeat=a.repeat, loadavg=os.getloadavg()[0], rows=rows,
-                    rss_mb=rss, ceiling=None if ceil is None else dict(
+                    rss_mb=rss, presets=None if others is None else [
+                        dict(preset=p, rate_run4k=r, rate_lean=l, counters_identical=e)
+                        for p, r, l, e in others],
+                    ceiling=None if ceil is None else dict(
                         mmucore_rate=ceil[0], c=[dict(flags=f, c_rate=r, counters_identical=same)
                                                  for f, r, same in ceil[1]]))
         if a.json == "-":

@@ -25,3 +25,17 @@ def test_ceiling_loop_counts_what_the_engine_counts(tmp_path):
     for flags, rate, same in builds:
         assert same, f"cc {flags}: counters differ from mmucore's"
         assert rate > 0
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="bench/ is not in this tree")
+def test_other_presets_rows_compare_equal_replays():
+    """bench/mmu.py's other-preset rows time each preset with the 4K run and without it;
+    both replays report the same counters (else the rates compare different work)."""
+    spec = importlib.util.spec_from_file_location("bench_mmu", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.other_presets(20_000, 1)
+    assert [p for p, _, _, _ in rows] == list(bench.OTHER_PRESETS)
+    for preset, with_run, without, same in rows:
+        assert same, preset
+        assert with_run > 0 and without > 0
