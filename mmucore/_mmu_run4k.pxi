@@ -318,7 +318,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef bint inclusive = m.inclusion == INCL_INCLUSIVE
     cdef bint walked = False, prot
     cdef intp_t j, e, s1, s2, he = -1, hs = 0, nb
-    cdef uint64_t va, va2, vpn, tag, vm, key, dd, ent, flags, pfn
+    cdef uint64_t va, va2, vpn, tag, vm, key, dd, ent, flags, pfn, vtag
     cdef uint64_t pd_key = TAG_INVALID  # (the prefetch without the path cache)
     cdef paddr_t pd_table = 0
     cdef _R4Path* paths
@@ -331,6 +331,9 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef int L, k, hitk, start, q, n_lv = 0, top = _walk_top(s)
     cdef bint pae = s.mode == MODE_PAE, va32 = s.va_bits == 32
     cdef int lv[4]                      # the levels with a PSC, PDE cache first
+    cdef TLBState* bi[MMU_MAX_TLBS]
+    cdef int n_bi = 0
+    cdef uint32_t ea2
     cdef Ent* ep
     cdef Ent* path_p[5]
     cdef uint64_t path_e[5]
@@ -363,6 +366,12 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         if (pmask >> k) & 1:
             lv[n_lv] = k
             n_lv += 1
+    bits = l1_with                      # the level-1 structures an L2 victim may be in
+    while bits:
+        j32 = <uint32_t>mmucore_ctz64(bits)
+        bits &= bits - 1
+        bi[n_bi] = &c.tlb[j32]
+        n_bi += 1
     while i < n:
         # (1) a memory op of this CPU, of a side the run takes, within one 4 KiB page
         if cpu != NULL and cpu[i] != ci:
@@ -545,12 +554,10 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             if inclusive and p.t2.victim_valid:
                 p.t2.victim_valid = 0
                 nb = 0
-                bits = l1_with
-                while bits:
-                    j32 = <uint32_t>mmucore_ctz64(bits)
-                    bits &= bits - 1
-                    nb += _lean_remove_match(&c.tlb[j32], p.t2.victim_tag, p.t2.victim_easid,
-                                             kd)
+                vtag = p.t2.victim_tag
+                ea2 = p.t2.victim_easid
+                for q in range(n_bi):
+                    nb += _lean_remove_match(bi[q], vtag, ea2, kd)
                 if nb:
                     # (the lean path clears both memos; this side's is set again below)
                     r.back_inv += <uint64_t>nb
