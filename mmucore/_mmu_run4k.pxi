@@ -348,12 +348,17 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     stamp = 0
     if m.run_cache != NULL:
         # Between two runs of a batch, records of the lean and generic paths may have
-        # changed the tables only by demand paging (entries made present below a
-        # not-present one: never on a cached path) and A/D bits, unless they include a
-        # control op: the cache carries over unless one came (or a new batch began), the
-        # run is on another table, or the frame pool moved.
+        # changed the tables only by A/D bits and by demand paging of 4K pages, unless
+        # they include a control op. A 4K demand fault writes tables and entries below
+        # a not-present one, and the leaf; a cached path has no not-present entry above
+        # its leaf table, whose entries every walk reads afresh. (A demand fault of a
+        # large page may replace a present entry that points to an empty table: found
+        # not present through a PSC entry the tables no longer match. So under the
+        # "thp" and "always" policies the cache does not carry over.) The cache carries
+        # over unless a control op came (or a new batch began), the policy allows large
+        # pages, the run is on another table, or the frame pool moved.
         rc = <_R4Cache*>m.run_cache
-        if ln.paths_stale or rc.pt != s or rc.pool != s.pool:
+        if ln.paths_stale or rc.pt != s or rc.pool != s.pool or s.huge != HUGE_NEVER:
             rc.stamp += 1
             rc.pt = s
             rc.pool = s.pool

@@ -31,7 +31,8 @@ from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_load_cr3, pt
                                 pt_demand_map, pt_demand_fault, pt_range_op, ENTRY_NONE,
                                 FAULT_GP, FAULT_PF, FAULT_P, FAULT_W, FAULT_U, FAULT_I,
                                 FAULT_RSVD, ACC_WRITE, ACC_USER, ACC_IFETCH, PTE_G, PTE_A,
-                                PTE_D, MODE_PAE, MODE_X86_32, PT_MAX_LEVELS, PTE_P, PTE_PS)
+                                PTE_D, MODE_PAE, MODE_X86_32, PT_MAX_LEVELS, PTE_P, PTE_PS,
+                                HUGE_NEVER)
 
 # The per-access path is one compilation unit: the TLB kernels' internals (probe, fill,
 # touch, remove; policy and engine specialised) and the page walk (PSC lookups, entry

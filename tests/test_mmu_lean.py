@@ -317,3 +317,46 @@ def test_path_cache_follows_table_writes_between_chunks(preset, paging):
     assert not diff(out["run4k"][0], out["generic"][0])
     for k in range(chunks):
         assert out["run4k"][1][k] == out["lean"][1][k] == out["generic"][1][k], k
+
+
+def test_path_cache_after_a_large_page_replaces_a_table():
+    """Under the "thp" policy a demand fault may map a 2M page over a present entry
+    that points to an empty table (the walk found it not present through a PSC entry
+    the tables no longer match): a path cached for that region before must not serve
+    the next stretch. Built by writing the tables behind the PSCs' back: CPU 1's PDPTE
+    cache keeps a 1 GiB region's old page directory while the tables point it at a new
+    one, whose two PDEs share one empty leaf table. CPU 0's stretches cache that table's
+    path, CPU 1's fault replaces one PDE with a 2M page, and CPU 0 then reads the other
+    region's and the replaced region's page: the 4K run, the lean path and the generic
+    path agree (the 2M page, not the old table)."""
+    from pyapi.chunk import TraceChunk
+    m2, g1 = 1 << 21, 1 << 30
+    r0, g, g2 = 0x10000000, g1, 2 * g1
+    r1, r2, off = g + m2, g + 2 * m2, 0x5000
+
+    def chunk(addrs, cpus):
+        return TraceChunk(addr=np.array(addrs, np.uint64), cpu=np.array(cpus, np.uint16))
+
+    out = {}
+    for mode in ("run4k", "lean", "generic"):
+        engine.set_run4k(mode == "run4k", backoff=False)
+        engine.set_lean(mode != "generic")
+        mmu = MMU.from_preset("skylake", cpus=2, huge_pages="thp")
+        mmu.map(r0, m2)
+        mmu.replay(chunk([g + 3 * m2], [1]), progress=False)   # CPU 1's PDPTE cache: G
+        pt = mmu.page_table(0)
+        mmu.map(g2 + m2, 4096)                                  # a new PD and leaf table
+        pt.unmap(g2 + m2, 4096)                                 # ... left empty
+        pdpte_g, pdpte_g2 = pt.entry_paddr(g, 2), pt.entry_paddr(g2, 2)
+        pt.write_entry(pdpte_g2, pt.read_entry(pdpte_g2) | 0x20)
+        pde1 = pt.entry_paddr(g2 + m2, 1)
+        pt.write_entry(pde1, pt.read_entry(pde1) | 0x20)
+        pt.write_entry(pde1 + 8, pt.read_entry(pde1))           # PDE 2: the same table
+        pt.write_entry(pdpte_g, pt.read_entry(pdpte_g2))        # G -> the new PD
+        addrs = [r0 + k * 4096 for k in range(40)] + [r1 + off, r2 + off, r1 + off]
+        mmu.replay(chunk(addrs, [0] * 40 + [1, 0, 0]), progress=False)
+        out[mode] = (mmu.stats.to_dict(), tables(mmu), pt.translate([r1 + off]).tolist())
+    assert out["run4k"][0]["cpu0.dtlb_2m.fills"] == 1           # (the scenario happened)
+    assert not diff(out["run4k"][0], out["lean"][0])
+    assert not diff(out["run4k"][0], out["generic"][0])
+    assert out["run4k"][1:] == out["lean"][1:] == out["generic"][1:]
