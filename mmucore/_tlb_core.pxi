@@ -347,6 +347,15 @@ cdef inline intp_t _plru_victim(TLBState* t, intp_t s) noexcept nogil:
     cdef intp_t lo = 0
     cdef intp_t span = t.plru_leaves
     cdef intp_t right
+    cdef uint64_t b
+    if t.plru_words == 1 and span == t.ways and t.sets > 1:
+        # a full tree in one word (2..64 ways, a power of two): every subtree holds
+        # ways, so the descent is the node's bit, level by level; leaf `leaves + w` is
+        # way w
+        b = bits[0]
+        while node < span:
+            node = 2 * node + <intp_t>((b >> node) & 1)
+        return node - span
     if t.sets == 1:
         while span > 1:
             span >>= 1
