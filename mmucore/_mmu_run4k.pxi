@@ -74,6 +74,7 @@ cdef struct _R4Cache:
     uint64_t stamp
     PTState* pt
     uint64_t* pool
+    uint64_t large_faults       # the table's demand faults that mapped a large page
     _R4Path path[R4_PATHS]
 
 
@@ -323,7 +324,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef paddr_t pd_table = 0
     cdef _R4Path* paths
     cdef _R4Path* P
-    cdef uint64_t stamp
+    cdef uint64_t stamp, lf
     cdef _R4Cache* rc
     cdef uint64_t rw, us, xd
     cdef paddr_t table
@@ -348,20 +349,22 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     stamp = 0
     if m.run_cache != NULL:
         # Between two runs of a batch, records of the lean and generic paths may have
-        # changed the tables only by A/D bits and by demand paging of 4K pages, unless
-        # they include a control op. A 4K demand fault writes tables and entries below
-        # a not-present one, and the leaf; a cached path has no not-present entry above
-        # its leaf table, whose entries every walk reads afresh. (A demand fault of a
-        # large page may replace a present entry that points to an empty table: found
-        # not present through a PSC entry the tables no longer match. So under the
-        # "thp" and "always" policies the cache does not carry over.) The cache carries
-        # over unless a control op came (or a new batch began), the policy allows large
-        # pages, the run is on another table, or the frame pool moved.
+        # changed the tables only by A/D bits and by demand paging, unless they include
+        # a control op. A 4K demand fault writes tables and entries below a not-present
+        # one, and the leaf; a cached path has no not-present entry above its leaf
+        # table, whose entries every walk reads afresh. A demand fault of a large page,
+        # though, may replace a present entry that points to an empty table (found not
+        # present through a PSC entry the tables no longer match). So the cache carries
+        # over unless a control op came (or a new batch began), a large page was
+        # demand-mapped, the run is on another table, or the frame pool moved.
         rc = <_R4Cache*>m.run_cache
-        if ln.paths_stale or rc.pt != s or rc.pool != s.pool or s.huge != HUGE_NEVER:
+        lf = s.st.minor_faults[<int>PS_2M] + s.st.minor_faults[<int>PS_4M] + \
+            s.st.minor_faults[<int>PS_1G]
+        if ln.paths_stale or rc.pt != s or rc.pool != s.pool or rc.large_faults != lf:
             rc.stamp += 1
             rc.pt = s
             rc.pool = s.pool
+            rc.large_faults = lf
             ln.paths_stale = False
         stamp = rc.stamp
         paths = &rc.path[0]

@@ -20,8 +20,8 @@ from libc.string cimport memset, memcpy
 from mmucore._types cimport (uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t,
                              vaddr_t, paddr_t, asid_t, intp_t, POLICY_LRU, POLICY_FIFO,
                              POLICY_RANDOM, POLICY_PLRU, POLICY_LFU, POLICY_SRRIP, PS_COUNT,
-                             PS_4K, PS_4M, OP_LOAD, OP_STORE, OP_IFETCH, OP_MODIFY, OP_SWITCH,
-                             OP_INVLPG, OP_FLUSH, OP_FLUSH_ASID, OP_MAP, OP_UNMAP,
+                             PS_4K, PS_2M, PS_4M, PS_1G, OP_LOAD, OP_STORE, OP_IFETCH, OP_MODIFY,
+                             OP_SWITCH, OP_INVLPG, OP_FLUSH, OP_FLUSH_ASID, OP_MAP, OP_UNMAP,
                              page_shift)
 from mmucore._rng cimport rng_below
 from mmucore.tlb cimport (TLBState, TAG_INVALID, ASID_GLOBAL, tlb_init, tlb_free,
@@ -31,8 +31,7 @@ from mmucore.pagetable cimport (PTState, WalkOut, PageTableCore, pt_load_cr3, pt
                                 pt_demand_map, pt_demand_fault, pt_range_op, ENTRY_NONE,
                                 FAULT_GP, FAULT_PF, FAULT_P, FAULT_W, FAULT_U, FAULT_I,
                                 FAULT_RSVD, ACC_WRITE, ACC_USER, ACC_IFETCH, PTE_G, PTE_A,
-                                PTE_D, MODE_PAE, MODE_X86_32, PT_MAX_LEVELS, PTE_P, PTE_PS,
-                                HUGE_NEVER)
+                                PTE_D, MODE_PAE, MODE_X86_32, PT_MAX_LEVELS, PTE_P, PTE_PS)
 
 # The per-access path is one compilation unit: the TLB kernels' internals (probe, fill,
 # touch, remove; policy and engine specialised) and the page walk (PSC lookups, entry

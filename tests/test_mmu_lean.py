@@ -320,10 +320,10 @@ def test_path_cache_follows_table_writes_between_chunks(preset, paging):
 
 
 def test_path_cache_after_a_large_page_replaces_a_table():
-    """Under the "thp" policy a demand fault may map a 2M page over a present entry
-    that points to an empty table (the walk found it not present through a PSC entry
-    the tables no longer match): a path cached for that region before must not serve
-    the next stretch. Built by writing the tables behind the PSCs' back: CPU 1's PDPTE
+    """A demand fault of a large page ("thp" policy) may map a 2M page over a present
+    entry that points to an empty table (the walk found it not present through a PSC
+    entry the tables no longer match): a path cached for that region before must not
+    serve the next stretch. Built by writing the tables behind the PSCs' back: CPU 1's PDPTE
     cache keeps a 1 GiB region's old page directory while the tables point it at a new
     one, whose two PDEs share one empty leaf table. CPU 0's stretches cache that table's
     path, CPU 1's fault replaces one PDE with a 2M page, and CPU 0 then reads the other
