@@ -161,6 +161,10 @@ cdef inline bint _run4k_ok(MMUState* m, MMUCpu* c, _Lean* ln) noexcept nogil:
     cdef PTState* s
     if not _run4k_enabled or c.size_seen != (1u << PS_4K):
         return False
+    if m.run_cache == NULL:             # (the path cache; without it, the lean path)
+        m.run_cache = calloc(1, sizeof(_R4Cache))
+        if m.run_cache == NULL:
+            return False
     if c != ln.cpu or c.size_seen != ln.seen:
         _lean_live(m, c, ln)
     return m.pt[c.asid] != NULL
@@ -320,8 +324,6 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef bint walked = False, prot
     cdef intp_t j, e, s1, s2, he = -1, hs = 0, nb
     cdef uint64_t va, va2, vpn, tag, vm, key, dd, ent, flags, pfn, vtag
-    cdef uint64_t pd_key = TAG_INVALID  # (the prefetch without the path cache)
-    cdef paddr_t pd_table = 0
     cdef _R4Path* paths
     cdef _R4Path* P
     cdef uint64_t stamp, lf
@@ -343,31 +345,26 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef _Side4k* p
     cdef _Side4k* other
     memset(&r, 0, sizeof(r))
-    if m.run_cache == NULL:
-        m.run_cache = calloc(1, sizeof(_R4Cache))     # (NULL: this run goes without)
-    paths = NULL
-    stamp = 0
-    if m.run_cache != NULL:
-        # Between two runs of a batch, records of the lean and generic paths may have
-        # changed the tables only by A/D bits and by demand paging, unless they include
-        # a control op. A 4K demand fault writes tables and entries below a not-present
-        # one, and the leaf; a cached path has no not-present entry above its leaf
-        # table, whose entries every walk reads afresh. A demand fault of a large page,
-        # though, may replace a present entry that points to an empty table (found not
-        # present through a PSC entry the tables no longer match). So the cache carries
-        # over unless a control op came (or a new batch began), a large page was
-        # demand-mapped, the run is on another table, or the frame pool moved.
-        rc = <_R4Cache*>m.run_cache
-        lf = s.st.minor_faults[<int>PS_2M] + s.st.minor_faults[<int>PS_4M] + \
-            s.st.minor_faults[<int>PS_1G]
-        if ln.paths_stale or rc.pt != s or rc.pool != s.pool or rc.large_faults != lf:
-            rc.stamp += 1
-            rc.pt = s
-            rc.pool = s.pool
-            rc.large_faults = lf
-            ln.paths_stale = False
-        stamp = rc.stamp
-        paths = &rc.path[0]
+    # Between two runs of a batch, records of the lean and generic paths may have
+    # changed the tables only by A/D bits and by demand paging, unless they include
+    # a control op. A 4K demand fault writes tables and entries below a not-present
+    # one, and the leaf; a cached path has no not-present entry above its leaf
+    # table, whose entries every walk reads afresh. A demand fault of a large page,
+    # though, may replace a present entry that points to an empty table (found not
+    # present through a PSC entry the tables no longer match). So the cache carries
+    # over unless a control op came (or a new batch began), a large page was
+    # demand-mapped, the run is on another table, or the frame pool moved.
+    rc = <_R4Cache*>m.run_cache
+    lf = s.st.minor_faults[<int>PS_2M] + s.st.minor_faults[<int>PS_4M] + \
+        s.st.minor_faults[<int>PS_1G]
+    if ln.paths_stale or rc.pt != s or rc.pool != s.pool or rc.large_faults != lf:
+        rc.stamp += 1
+        rc.pt = s
+        rc.pool = s.pool
+        rc.large_faults = lf
+        ln.paths_stale = False
+    stamp = rc.stamp
+    paths = &rc.path[0]
     _run4k_side(m, c, ln, SIDE_DATA, &r.side[SIDE_DATA])
     _run4k_side(m, c, ln, SIDE_INSTRUCTION, &r.side[SIDE_INSTRUCTION])
     for k in range(1, top + 1):
@@ -419,13 +416,10 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         if PREFETCH_ON and walked and i + PREFETCH_AHEAD < n:
             # the leaf entry of the record PREFETCH_AHEAD on (its path-cache entry made
             # if need be: the walk of that record then reads the leaf entry alone)
-            if paths != NULL:
-                va2 = addr[i + PREFETCH_AHEAD]
-                P = _r4_path(s, paths, stamp, va2, width)
-                if P != NULL:
-                    _prefetch((<Ent*>P.leaf) + _lean_idx(s, va2, 0, width))
-            else:
-                _prefetch_leaf_ent(s, addr[i + PREFETCH_AHEAD], &pd_key, &pd_table, width)
+            va2 = addr[i + PREFETCH_AHEAD]
+            P = _r4_path(s, paths, stamp, va2, width)
+            if P != NULL:
+                _prefetch((<Ent*>P.leaf) + _lean_idx(s, va2, 0, width))
         walked = False
         # (2) the side's L1 structure, then its L2 structure (4K entries only)
         tag = (vpn << 2) | PS_4K
@@ -490,12 +484,10 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 hitk = k
                 start = k - 1
                 break
-        P = NULL
-        if paths != NULL:
-            key = _lean_key(s, vm, 1, width)
-            P = &paths[key & (R4_PATHS - 1)]
-            if P.stamp != stamp or P.region != key or (hitk and dd != P.fill[hitk]):
-                P = NULL
+        key = _lean_key(s, vm, 1, width)
+        P = &paths[key & (R4_PATHS - 1)]
+        if P.stamp != stamp or P.region != key or (hitk and dd != P.fill[hitk]):
+            P = NULL
         if P != NULL:
             # the path cache: the same descent to the same leaf table, every entry above
             # it with its A bit set (PSC fills below take their data from the entry)

@@ -32,7 +32,7 @@ KERNELS = ["mmu_run", "_run", "_run_loads", "_run_fast", "_prefetch_leaf", "_acc
            "_lean_key[__pyx_fuse_0]", "_lean_key[__pyx_fuse_1]", "_walk_top",
            "_lean_idx[__pyx_fuse_0]", "_lean_idx[__pyx_fuse_1]",
            "_r4_path[__pyx_fuse_0]", "_r4_path[__pyx_fuse_1]",
-           "_prefetch_leaf_ent[__pyx_fuse_0]", "_prefetch_leaf_ent[__pyx_fuse_1]"] + [
+           "_prefetch_leaf_ent[__pyx_fuse_1]"] + [
            f"_run4k[__pyx_fuse_{k}_{c}_{w}]" for k in (0, 1) for c in (0, 1) for w in (0, 1)] + [
            f"{name}[__pyx_fuse_{k}]" for k in (0, 1)
            for name in ("_lean_find", "_lean_probe", "_lean_touch", "_lean_fill",
