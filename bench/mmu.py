@@ -217,32 +217,42 @@ def ceiling(n, repeat, workdir):
     stream (uniform over 1 GiB, pre-mapped with 4K pages, bare 1-byte loads): (mmucore
     rate, [(C build flags, C rate, counters equal), ...]), or None without a C compiler.
     The C loop is built with ``-O3`` and, on a CPU with AVX2, with ``-O3 -mavx2``."""
+    return ceiling_on(stream("uniform", n).addr, BASE, GIB, repeat, workdir)
+
+
+def ceiling_on(addr, base, size, repeat, workdir, phys_mem=None):
+    """ceiling() on any address column within [base, base + size) (pre-mapped with 4K
+    pages in both; ``phys_mem`` for the MMU when size needs more than the default)."""
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
         return None
     builds = [["-O3"]] + ([["-O3", "-mavx2"]] if _has_avx2() else [])
-    addr = np.ascontiguousarray(stream("uniform", n).addr)
+    addr = np.ascontiguousarray(addr, dtype=np.uint64)
+    n = len(addr)
     path = Path(workdir) / "addr.bin"
     addr.astype("<u8").tofile(path)
     best, st = float("inf"), None
     for _ in range(repeat):
-        mmu = MMU.from_preset("skylake", paging="x86_64", huge_pages="never")
-        mmu.map(BASE, GIB)
+        kw = {} if phys_mem is None else {"phys_mem": phys_mem}
+        mmu = MMU.from_preset("skylake", paging="x86_64", huge_pages="never", **kw)
+        mmu.map(base, size)
         t0 = time.perf_counter()
         st = mmu.replay(addr, progress=False).to_dict()
         best = min(best, time.perf_counter() - t0)
     rows = []
     for flags in builds:
         exe = Path(workdir) / ("ceiling_skylake" + "".join(flags).replace("-", "_"))
-        subprocess.run([cc, *flags, "-o", str(exe), str(CEILING_C)], check=True)
+        if not exe.exists():
+            subprocess.run([cc, *flags, "-o", str(exe), str(CEILING_C)], check=True)
         best_c, counts = float("inf"), None
         for _ in range(repeat):
-            out = subprocess.run([str(exe), str(path), str(BASE), str(GIB)],
+            out = subprocess.run([str(exe), str(path), str(base), str(size)],
                                  capture_output=True, text=True, check=True).stdout
             counts = dict(kv.split("=") for kv in out.split())
             best_c = min(best_c, float(counts["seconds"]))
         same = all(int(counts[k]) == st[v] for k, v in CEILING_KEYS.items())
         rows.append((" ".join(flags), n / best_c, same))
+    path.unlink()
     return n / best, rows
 
 

@@ -3,6 +3,7 @@
 
     OPENBLAS_NUM_THREADS=1 python bench/scale.py [--n 1e9] [--only uniform,zipf,native]
                                                  [--chunk-size 1M] [--native-n 1e8] [--json FILE]
+                                                 [--ceiling-n 2e7]
 
 Rows, each run in a fresh subprocess so that its peak RSS is its own:
 
@@ -21,6 +22,14 @@ Reported: wall time of ``mmu.replay(..., chunk_size=...)``, accesses per second,
 and the peak RSS of the subprocess (``ru_maxrss``) minus its RSS before the replay (the
 interpreter and the modules). Targets of issue 9: zipf <= 20 s, uniform <= 40 s,
 RSS <= 300 MB.
+
+Ceiling (``--ceiling-n``, default 2*10^7; 0 skips it): the first ``--ceiling-n``
+accesses of the uniform and zipf streams, replayed with the 4 GiB region pre-mapped by
+mmucore and by the hand-tuned C loop of ``bench/ceiling_skylake.c`` (``cc -O3``, and
+``-O3 -mavx2`` where the CPU has AVX2; see bench/mmu.py), counters checked identical.
+Each rate is shown with the time it would take for 10^9 accesses, replay only (no
+generation, no demand paging): what a loop written for this one configuration does on
+this machine, against the targets.
 """
 import argparse
 import json
@@ -82,6 +91,33 @@ def _run(kind: str, n: int, chunk: int, path: str = "") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def ceiling_row(kind: str, n: int) -> dict:
+    """mmucore and the hand-tuned C loop on the first n accesses of a row's stream, the
+    4 GiB region pre-mapped (bench/mmu.py's ceiling_on), printed and returned."""
+    import importlib.util
+    from pyapi import workloads
+    spec = importlib.util.spec_from_file_location("bench_mmu", REPO / "bench" / "mmu.py")
+    bench_mmu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_mmu)
+    trace = (workloads.uniform(n, footprint="4G", seed=1) if kind == "uniform" else
+             workloads.zipf(n, pages=1 << 20, alpha=1.0, seed=1)).to_chunk(limit=n)
+    with tempfile.TemporaryDirectory(prefix="mmucore-ceiling-") as tmp:
+        out = bench_mmu.ceiling_on(trace.addr, workloads.DEFAULT_BASE, 4 << 30, 1, tmp,
+                                   phys_mem="8G")
+    if out is None:
+        print(f"ceiling {kind}: no C compiler (cc/gcc); skipped")
+        return {"kind": kind, "n": n, "mmucore_rate": None, "c": []}
+    m_rate, builds = out
+    print(f"ceiling {kind:8} {n:,} accesses pre-mapped: mmucore {m_rate / 1e6:.1f} M/s "
+          f"(10^9 in {1e9 / m_rate:.1f} s)", flush=True)
+    for flags, c_rate, same in builds:
+        print(f"  cc {flags:<12} {c_rate / 1e6:6.1f} M/s (10^9 in {1e9 / c_rate:5.1f} s)  "
+              f"mmucore = {m_rate / c_rate:.2f} x C  counters "
+              f"{'identical' if same else 'DIFFER'}", flush=True)
+    return {"kind": kind, "n": n, "mmucore_rate": m_rate,
+            "c": [dict(flags=f, c_rate=r, counters_identical=same) for f, r, same in builds]}
+
+
 def _count(text: str) -> int:
     from pyapi.cli import parse_count
     return parse_count(text)
@@ -96,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-size", type=_count, default=1 << 20)
     ap.add_argument("--only", default="uniform,zipf,native")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--ceiling-n", type=_count, default=2 * 10**7,
+                    help="accesses of the ceiling rows (0: skip them)")
     args = ap.parse_args(argv)
     print(f"load average: {os.getloadavg()[0]:.2f}; chunk {args.chunk_size:,} accesses",
           flush=True)
@@ -119,11 +157,17 @@ def main(argv=None) -> int:
                   f"{row['rate'] / 1e6:7.1f} M/s  {row['walks']:>14,} walks  "
                   f"+{row['added_mb']:6.1f} MB RSS (peak {row['peak_rss_mb']:.0f} MB)"
                   f"{verdict}", flush=True)
+    ceil = []
+    if args.ceiling_n:
+        for kind in kinds:
+            if kind in TARGET_S:
+                ceil.append(ceiling_row(kind, args.ceiling_n))
     worst = max(r["added_mb"] for r in rows)
     print(f"largest RSS added by a replay: {worst:.1f} MB (target <= {RSS_TARGET_MB} MB: "
           f"{'met' if worst <= RSS_TARGET_MB else 'MISSED'})")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"rows": rows, "ceiling": ceil}, indent=2)
+                                   + "\n")
     return 0
 
 

@@ -39,3 +39,24 @@ def test_other_presets_rows_compare_equal_replays():
     for preset, with_run, without, same in rows:
         assert same, preset
         assert with_run > 0 and without > 0
+
+
+SCALE = BENCH.parent / "scale.py"
+
+
+@pytest.mark.skipif(not SCALE.exists(), reason="bench/ is not in this tree")
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="no C compiler")
+@pytest.mark.parametrize("kind", ["uniform", "zipf"])
+def test_scale_ceiling_rows_count_what_the_engine_counts(kind):
+    """bench/scale.py's ceiling rows run the C loop on a prefix of the 4 GiB uniform and
+    zipf streams (pre-mapped); it reports mmucore's counters there too."""
+    spec = importlib.util.spec_from_file_location("bench_scale", SCALE)
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    row = scale.ceiling_row(kind, 20_000)
+    assert row["kind"] == kind and row["mmucore_rate"] > 0
+    assert [c["flags"] for c in row["c"]][0] == "-O3"
+    for c in row["c"]:
+        assert c["counters_identical"], f"cc {c['flags']}: counters differ from mmucore's"
+        assert c["c_rate"] > 0
