@@ -98,6 +98,13 @@ cdef extern from *:
         return mmucore_any_eq12(t, x) | (t[12] == x) | (t[13] == x) | (t[14] == x)
                | (t[15] == x);
     }
+    /* The first of n tags equal to x, or -1, without a branch: a compare and a
+       conditional move per tag (n a constant at each call: unrolled). */
+    static inline Py_ssize_t mmucore_first_eq(const uint64_t* t, int n, uint64_t x) {
+        Py_ssize_t w = -1;
+        for (int i = n - 1; i >= 0; i--) w = (t[i] == x) ? i : w;
+        return w;
+    }
     #define MMUCORE_NIB_ONES UINT64_C(0x1111111111111111)
     #define MMUCORE_NIB_HIGH UINT64_C(0x8888888888888888)
     #define MMUCORE_HASH_MUL UINT64_C(0x9E3779B97F4A7C15)
@@ -109,6 +116,7 @@ cdef extern from *:
     intp_t mmucore_find_eq(const uint64_t* tags, intp_t n, uint64_t tag) noexcept nogil
     int mmucore_any_eq12(const uint64_t* tags, uint64_t tag) noexcept nogil
     int mmucore_any_eq16(const uint64_t* tags, uint64_t tag) noexcept nogil
+    intp_t mmucore_first_eq(const uint64_t* tags, int n, uint64_t tag) noexcept nogil
     const uint64_t NIB_ONES "MMUCORE_NIB_ONES"
     const uint64_t NIB_HIGH "MMUCORE_NIB_HIGH"
     const uint64_t HASH_MUL "MMUCORE_HASH_MUL"
@@ -463,45 +471,34 @@ cdef inline bint _scan_any(TLBState* t, const uint64_t* tags, uint64_t tag) noex
 
 cdef inline intp_t _find_scan(TLBState* t, intp_t base, uint64_t tag,
                               uint32_t asid, Eng* g) noexcept nogil:
-    # First a branch-free pass over the set's tags (unrolled for 4, 8, 12 and 16 ways, a
-    # match mask for the other counts up to 16, vectorised in blocks of 8 above that);
-    # most lookups that get here miss and stop after it. On a tag match, check ASIDs
-    # from the first match on: an ASID entry wins over a global one.
+    # First a branch-free pass over the set's tags that gives the first way holding the
+    # tag (a compare and a conditional move per way, unrolled for 4, 8, 12 and 16 ways; a
+    # match mask for the other counts up to 16; vectorised in blocks of 8 above that):
+    # most lookups miss and stop after it, and a hit costs no branch per way before it
+    # (one whose outcome, the way of the hit, no predictor knows). Its ASID is then
+    # checked; only when it is not the caller's do the ways after it follow (an ASID
+    # entry wins over a global one).
     cdef const uint64_t* tags = t.tag + base
     cdef uint64_t anym = 0
     cdef intp_t w, first = 0, gl = -1
     cdef uint32_t ea
-    if Eng is _Scan and t.ways == 4:
-        anym = ((<uint64_t>(tags[0] == tag)) | (<uint64_t>(tags[1] == tag))
-                | (<uint64_t>(tags[2] == tag)) | (<uint64_t>(tags[3] == tag)))
-        if anym == 0:
+    if Eng is _Scan and t.ways <= 16:
+        if t.ways == 4:
+            first = mmucore_first_eq(tags, 4, tag)
+        elif t.ways == 8:
+            first = mmucore_first_eq(tags, 8, tag)
+        elif t.ways == 12:
+            first = mmucore_first_eq(tags, 12, tag)
+        elif t.ways == 16:
+            first = mmucore_first_eq(tags, 16, tag)
+        else:
+            for w in range(t.ways):
+                anym |= (<uint64_t>(tags[w] == tag)) << w
+            first = mmucore_ctz64(anym) if anym else -1
+        if first < 0:
             return -1
-    elif Eng is _Scan and t.ways == 8:
-        anym = ((<uint64_t>(tags[0] == tag)) | (<uint64_t>(tags[1] == tag))
-                | (<uint64_t>(tags[2] == tag)) | (<uint64_t>(tags[3] == tag))
-                | (<uint64_t>(tags[4] == tag)) | (<uint64_t>(tags[5] == tag))
-                | (<uint64_t>(tags[6] == tag)) | (<uint64_t>(tags[7] == tag)))
-        if anym == 0:
-            return -1
-    elif Eng is _Scan and t.ways == 12:
-        if not mmucore_any_eq12(tags, tag):
-            return -1
-    elif Eng is _Scan and t.ways == 16:
-        if not mmucore_any_eq16(tags, tag):
-            return -1
-    elif Eng is _Scan and t.ways <= 8:
-        for w in range(t.ways):
-            anym |= <uint64_t>(tags[w] == tag)
-        if anym == 0:
-            return -1
-    elif Eng is _Scan:
-        # 9..16 ways: a match mask (no call into the vectorised search, which cannot be
-        # inlined: it is compiled per CPU at load time)
-        for w in range(t.ways):
-            anym |= (<uint64_t>(tags[w] == tag)) << w
-        if anym == 0:
-            return -1
-        first = mmucore_ctz64(anym)
+        if t.easid[base + first] == asid:
+            return base + first
     else:
         first = mmucore_find_eq(tags, t.ways, tag)
         if first < 0:
