@@ -161,15 +161,17 @@ cdef inline intp_t _lean_fill(TLBState* t, vaddr_t va, uint32_t ea, uint32_t cod
 
 cdef inline intp_t _lean_fill_set(TLBState* t, uint64_t vpn, intp_t s, uint32_t ea, uint32_t code,
                                   uint64_t data, bint record, LeanKind* kd) noexcept nogil:
-    # _lean_fill of page number vpn, whose set s the caller has; LRU and FIFO fill alike
+    # _lean_fill of page number vpn, whose set s the caller has; LRU and FIFO fill alike;
+    # `record`: keep the victim's tag and ASID (for back-invalidation)
+    cdef int rec = RECORD_TAG if record else RECORD_NONE
     if LeanKind is _LeanAny:
         if t.policy == POLICY_PLRU:
             if t.listed:
-                return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Wide*>NULL, record)
-            return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Scan*>NULL, record)
+                return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Wide*>NULL, rec)
+            return _fill_new(t, vpn, s, code, ea, data, <_PLRU*>NULL, <_Scan*>NULL, rec)
         if t.listed:
-            return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Wide*>NULL, record)
-    return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Scan*>NULL, record)
+            return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Wide*>NULL, rec)
+    return _fill_new(t, vpn, s, code, ea, data, <_LRU*>NULL, <_Scan*>NULL, rec)
 
 
 cdef inline intp_t _lean_remove_match(TLBState* t, uint64_t tag, uint32_t easid,

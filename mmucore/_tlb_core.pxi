@@ -536,11 +536,20 @@ cdef inline intp_t _probe(TLBState* t, vaddr_t va, uint32_t asid, intp_t* set_ou
     return -1
 
 
+cdef enum:
+    # what _fill_new keeps of the entry it displaces
+    RECORD_NONE = 0
+    RECORD_ALL = 1
+    RECORD_TAG = 2
+
+
 cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, intp_t s, uint32_t code, uint32_t ea,
-                             uint64_t data, Pol* p, Eng* g, bint record=True) noexcept nogil:
+                             uint64_t data, Pol* p, Eng* g, int record=RECORD_ALL) noexcept nogil:
     # `s` is the set of `vpn` (callers have it already). `record`: keep the displaced
-    # entry in t.victim_* (the single-fill kernel does, for exclusive hierarchies; the
-    # batch loop, whose callers cannot see it per access, does not)
+    # entry in t.victim_* (RECORD_ALL: the single-fill kernel does, for exclusive
+    # hierarchies; RECORD_TAG: its tag and ASID only, all an inclusive hierarchy's
+    # back-invalidation needs: the lean path, which so reads no payload it then
+    # overwrites; RECORD_NONE: the batch loop, whose callers cannot see it per access)
     cdef intp_t w = _victim_way(t, s, p, g)
     cdef intp_t e = s * t.ways + w
     cdef uint64_t old = t.tag[e]
@@ -550,7 +559,8 @@ cdef inline intp_t _fill_new(TLBState* t, uint64_t vpn, intp_t s, uint32_t code,
             t.victim_valid = 1
             t.victim_tag = old
             t.victim_easid = t.easid[e]
-            t.victim_data = t.data[e]
+            if record == RECORD_ALL:
+                t.victim_data = t.data[e]
         if Eng is _Hashed:
             _hremove(t, old, t.easid[e])
         if t.easid[e] == ASID_GLOBAL:
