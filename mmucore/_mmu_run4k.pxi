@@ -118,6 +118,15 @@ cdef inline _R4Path* _r4_path(PTState* s, _R4Path* paths, uint64_t stamp, vaddr_
     return P
 
 
+cdef inline bint _tlb_is_empty(TLBState* t) noexcept nogil:
+    # whether no set of t holds a valid entry
+    cdef intp_t k
+    for k in range(t.sets):
+        if t.nvalid[k]:
+            return False
+    return True
+
+
 cdef enum:
     # A run that translated fewer than R4_SHORT records (a trace that interleaves CPUs
     # record by record, or breaks stretches otherwise) costs more to set up and flush
@@ -371,10 +380,16 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
         if (pmask >> k) & 1:
             lv[n_lv] = k
             n_lv += 1
-    bits = l1_with                      # the level-1 structures an L2 victim may be in
+    # the level-1 structures an L2 victim may be in: those holding 4K entries, but for
+    # one that is empty and that this run cannot fill (the instruction side's L1 in a
+    # batch of loads: a data-only trace looks nothing up there)
+    bits = l1_with
     while bits:
         j32 = <uint32_t>mmucore_ctz64(bits)
         bits &= bits - 1
+        if _tlb_is_empty(&c.tlb[j32]) and &c.tlb[j32] != r.side[SIDE_DATA].t1 and \
+                (R4Kind is _R4Loads or &c.tlb[j32] != r.side[SIDE_INSTRUCTION].t1):
+            continue
         bi[n_bi] = &c.tlb[j32]
         n_bi += 1
     while i < n:

@@ -360,3 +360,31 @@ def test_path_cache_after_a_large_page_replaces_a_table():
     assert not diff(out["run4k"][0], out["lean"][0])
     assert not diff(out["run4k"][0], out["generic"][0])
     assert out["run4k"][1:] == out["lean"][1:] == out["generic"][1:]
+
+
+@pytest.mark.parametrize("preset", ["skylake", "golden_cove"])
+def test_run4k_back_invalidates_an_itlb_filled_by_an_earlier_batch(preset):
+    """A batch of bare loads (no op column) runs the 4K run's loads-only copy, which
+    leaves out of its back-invalidation list an instruction-side L1 structure that is
+    empty (nothing there to invalidate); one that an earlier batch's instruction
+    fetches filled stays in the list: the STLB victims of the loads are invalidated in
+    it as on the lean and generic paths."""
+    from pyapi.chunk import TraceChunk
+    base = 0x10000000
+    code = base + np.arange(64, dtype=np.uint64) * np.uint64(4096)
+    fetches = TraceChunk(addr=np.repeat(code, 2),
+                         op=np.tile(np.array([IFETCH, LOAD], np.uint8), 64))
+    loads = base + (np.random.default_rng(5).integers(0, 1 << 14, 30_000, dtype=np.uint64)
+                    << np.uint64(12))
+    out = {}
+    for mode in ("run4k", "lean", "generic"):
+        engine.set_run4k(mode == "run4k", backoff=False)
+        engine.set_lean(mode != "generic")
+        mmu = MMU.from_preset(preset, huge_pages="never")
+        mmu.map(base, 1 << 26)
+        mmu.replay(fetches, progress=False)
+        mmu.replay(loads, progress=False)
+        out[mode] = mmu.stats.to_dict()
+    assert out["run4k"]["cpu0.itlb_4k.invalidations"] > 0      # (the scenario happened)
+    assert not diff(out["run4k"], out["lean"])
+    assert not diff(out["run4k"], out["generic"])
