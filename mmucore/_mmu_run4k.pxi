@@ -344,6 +344,7 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
     cdef bint pae = s.mode == MODE_PAE, va32 = s.va_bits == 32
     cdef int lv[4]                      # the levels with a PSC, PDE cache first
     cdef TLBState* bi[MMU_MAX_TLBS]
+    cdef TLBState* pend[2]
     cdef int n_bi = 0
     cdef uint32_t ea2
     cdef Ent* ep
@@ -381,14 +382,18 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
             lv[n_lv] = k
             n_lv += 1
     # the level-1 structures an L2 victim may be in: those holding 4K entries, but for
-    # one that is empty and that this run cannot fill (the instruction side's L1 in a
-    # batch of loads: a data-only trace looks nothing up there)
+    # empty ones (a data-only trace's iTLB): one that this run cannot fill is left out,
+    # and a side's L1 structure joins the list at its first fill (pend[d])
+    pend[0] = NULL
+    pend[1] = NULL
     bits = l1_with
     while bits:
         j32 = <uint32_t>mmucore_ctz64(bits)
         bits &= bits - 1
-        if _tlb_is_empty(&c.tlb[j32]) and &c.tlb[j32] != r.side[SIDE_DATA].t1 and \
-                (R4Kind is _R4Loads or &c.tlb[j32] != r.side[SIDE_INSTRUCTION].t1):
+        if _tlb_is_empty(&c.tlb[j32]):
+            for d in range(2):
+                if &c.tlb[j32] == r.side[d].t1 and (R4Kind is _R4Ops or d == SIDE_DATA):
+                    pend[d] = &c.tlb[j32]
             continue
         bi[n_bi] = &c.tlb[j32]
         n_bi += 1
@@ -460,6 +465,10 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                 _lean_touch(p.t2, s2, e, kd)
             elif p.lru2:
                 _order_front(p.t2, s2, e, <_Scan*>NULL)
+            if pend[d] != NULL:
+                bi[n_bi] = pend[d]
+                n_bi += 1
+                pend[d] = NULL
             p.e1 = _lean_fill_set(p.t1, vpn, s1, p.t2.easid[e], PS_4K, p.t2.data[e], False, kd)
             p.ops += 1
             p.l2_hits += 1
@@ -580,6 +589,10 @@ cdef intp_t _run4k(MMUState* m, MMUCpu* c, _Lean* ln, const vaddr_t* addr,
                     other = &r.side[1 - d]
                     other.memo = TAG_INVALID
                     other.e1 = -1
+        if pend[d] != NULL:
+            bi[n_bi] = pend[d]
+            n_bi += 1
+            pend[d] = NULL
         p.e1 = _lean_fill_set(p.t1, vpn, s1, ea, PS_4K, pfn, False, kd)
         p.ops += 1
         p.memo = vpn

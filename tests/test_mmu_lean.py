@@ -363,27 +363,40 @@ def test_path_cache_after_a_large_page_replaces_a_table():
 
 
 @pytest.mark.parametrize("preset", ["skylake", "golden_cove"])
-def test_run4k_back_invalidates_an_itlb_filled_by_an_earlier_batch(preset):
-    """A batch of bare loads (no op column) runs the 4K run's loads-only copy, which
-    leaves out of its back-invalidation list an instruction-side L1 structure that is
-    empty (nothing there to invalidate); one that an earlier batch's instruction
-    fetches filled stays in the list: the STLB victims of the loads are invalidated in
-    it as on the lean and generic paths."""
+@pytest.mark.parametrize("batches", ["fetches, then bare loads", "one batch, fetches midway"])
+def test_run4k_back_invalidates_an_itlb_filled_later(preset, batches):
+    """The 4K run leaves an empty L1 structure out of its back-invalidation list (a
+    data-only trace's iTLB: nothing there to invalidate) while it stays empty: one the
+    run cannot fill (the instruction side's in a batch of bare loads, the loads-only
+    copy) is left out; one it can fill joins the list at its first fill. Either way the
+    STLB victims of later loads are invalidated in an iTLB that fetches filled (by an
+    earlier batch, or midway through the same batch) as on the lean and generic paths."""
     from pyapi.chunk import TraceChunk
     base = 0x10000000
+    rng = np.random.default_rng(5)
     code = base + np.arange(64, dtype=np.uint64) * np.uint64(4096)
-    fetches = TraceChunk(addr=np.repeat(code, 2),
-                         op=np.tile(np.array([IFETCH, LOAD], np.uint8), 64))
-    loads = base + (np.random.default_rng(5).integers(0, 1 << 14, 30_000, dtype=np.uint64)
-                    << np.uint64(12))
+    fetch_addr = np.repeat(code, 2)
+    fetch_op = np.tile(np.array([IFETCH, LOAD], np.uint8), 64)
+
+    def data(n):
+        return base + (rng.integers(0, 1 << 14, n, dtype=np.uint64) << np.uint64(12))
+
+    if batches == "fetches, then bare loads":
+        chunks = [TraceChunk(addr=fetch_addr, op=fetch_op), data(30_000)]
+    else:
+        first, last = data(5_000), data(30_000)
+        chunks = [TraceChunk(
+            addr=np.concatenate([first, fetch_addr, last]),
+            op=np.concatenate([rng.choice(np.array([LOAD, STORE], np.uint8), 5_000), fetch_op,
+                               np.full(30_000, LOAD, np.uint8)]))]
     out = {}
     for mode in ("run4k", "lean", "generic"):
         engine.set_run4k(mode == "run4k", backoff=False)
         engine.set_lean(mode != "generic")
         mmu = MMU.from_preset(preset, huge_pages="never")
         mmu.map(base, 1 << 26)
-        mmu.replay(fetches, progress=False)
-        mmu.replay(loads, progress=False)
+        for chunk in chunks:
+            mmu.replay(chunk, progress=False)
         out[mode] = mmu.stats.to_dict()
     assert out["run4k"]["cpu0.itlb_4k.invalidations"] > 0      # (the scenario happened)
     assert not diff(out["run4k"], out["lean"])
