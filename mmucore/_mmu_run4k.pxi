@@ -86,11 +86,14 @@ cdef inline _R4Path* _r4_path(PTState* s, _R4Path* paths, uint64_t stamp, vaddr_
     cdef uint64_t vm = va & ((((<uint64_t>1) << s.va_bits) - 1))
     cdef uint64_t region = _lean_key(s, vm, 1, width), e, rw = 1, us = 1, xd = 0
     cdef _R4Path* P = &paths[region & (R4_PATHS - 1)]
-    cdef paddr_t table = s.cr3
-    cdef int L = _walk_top(s)
-    cdef uint32_t canon = 64 - s.va_bits
+    cdef paddr_t table
+    cdef int L
+    cdef uint32_t canon
     if P.stamp == stamp and P.region == region:
         return P
+    table = s.cr3
+    L = _walk_top(s)
+    canon = 64 - s.va_bits
     if s.va_bits == 32:
         if va >> 32:
             return NULL
