@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-size", type=_count, default=1 << 20)
     ap.add_argument("--only", default="uniform,zipf,native")
     ap.add_argument("--json", metavar="FILE")
-    ap.add_argument("--ceiling-n", type=_count, default=2 * 10**7,
+    ap.add_argument("--ceiling-n", type=lambda t: 0 if t.strip() == "0" else _count(t),
+                    default=2 * 10**7,
                     help="accesses of the ceiling rows (0: skip them)")
     args = ap.parse_args(argv)
     print(f"load average: {os.getloadavg()[0]:.2f}; chunk {args.chunk_size:,} accesses",
