@@ -123,6 +123,11 @@ def _count(text: str) -> int:
     return parse_count(text)
 
 
+def _count_or_zero(text: str) -> int:
+    """_count, or 0 (a row turned off)."""
+    return 0 if text.strip() == "0" else _count(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=_count, default=10**9, help="accesses per generated run")
@@ -132,8 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-size", type=_count, default=1 << 20)
     ap.add_argument("--only", default="uniform,zipf,native")
     ap.add_argument("--json", metavar="FILE")
-    ap.add_argument("--ceiling-n", type=lambda t: 0 if t.strip() == "0" else _count(t),
-                    default=2 * 10**7,
+    ap.add_argument("--ceiling-n", type=_count_or_zero, default=2 * 10**7,
                     help="accesses of the ceiling rows (0: skip them)")
     args = ap.parse_args(argv)
     print(f"load average: {os.getloadavg()[0]:.2f}; chunk {args.chunk_size:,} accesses",
